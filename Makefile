@@ -1,0 +1,77 @@
+# SOLAMI serving stack. `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# Extras installed into the development environment (one per implemented part + dev).
+EXTRAS ?= dev,asr
+# CPU torch must be installed first and alone (anything else pulls CUDA wheels).
+TORCH_CPU := torch==2.13.0
+PROTOS := $(wildcard protos/solami/v1/*.proto)
+GENERATED := $(patsubst protos/%.proto,%_pb2.py,$(PROTOS))
+
+.DEFAULT_GOAL := help
+
+.PHONY: help setup protos lint format test test-slow demo bench k8s-render redis clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
+	  awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	@test -n "$(PYTHON)" || { echo "Python 3.11 is required (python3.11 or python3)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet $(TORCH_CPU)
+	$(PIP) install --quiet -e ".[$(EXTRAS)]"
+	$(PIP) install --quiet --no-deps speechtokenizer==1.0.1
+	touch $@
+
+redis: ## install redis-server with apt-get when it is missing
+	@command -v redis-server >/dev/null && exit 0; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+	elif command -v sudo >/dev/null && command -v apt-get >/dev/null; then \
+	  sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+	else \
+	  echo "redis-server is missing and cannot be installed here: install Redis 7 and put redis-server on PATH"; exit 1; \
+	fi
+
+$(GENERATED) &: $(PROTOS) $(VENV)/.installed
+	$(PY) -m grpc_tools.protoc -I protos --python_out=. --pyi_out=. --grpc_python_out=. $(PROTOS)
+	touch solami/v1/__init__.py
+
+protos: $(GENERATED) ## generate the gRPC code from protos/ into solami/v1
+
+setup: $(VENV)/.installed redis protos ## create .venv, install the project, redis-server, protos
+
+lint: setup ## ruff lint + format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup ## ruff format + autofix
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test: setup ## the default test suite (what CI runs)
+	$(PY) -m pytest -m "not slow and not gpu" -q
+
+test-slow: setup ## slow tests (full-size architectures, long runs)
+	$(PY) -m pytest -m "slow and not gpu" -q
+
+demo: setup ## start everything and run one headset turn into demo-output/
+	$(PY) -m solami up
+
+bench: setup ## benchmarks: prints tables, writes bench-output/*.json
+	$(PY) -m bench
+
+k8s-render: ## render every Kubernetes overlay into build/k8s/
+	@mkdir -p build/k8s
+	@for overlay in deploy/k8s/overlays/*/; do \
+	  name=$$(basename $$overlay); \
+	  kubectl kustomize $$overlay > build/k8s/$$name.yaml && echo "rendered build/k8s/$$name.yaml"; \
+	done
+
+clean: ## remove the environment and generated files
+	rm -rf $(VENV) solami/v1 build .pytest_cache .ruff_cache

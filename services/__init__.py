@@ -1,0 +1,1 @@
+"""The SOLAMI gRPC services, one package each."""

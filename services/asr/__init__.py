@@ -1,0 +1,1 @@
+"""The asr service: speech -> text (Whisper) and speech -> SpeechTokenizer units."""

@@ -1,0 +1,1 @@
+"""ASR backends, one module each; heavy imports stay inside them."""

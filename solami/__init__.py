@@ -1,0 +1,3 @@
+"""SOLAMI serving stack: the shared runtime used by every service and the relay."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""The ``solami`` command line."""

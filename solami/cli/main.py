@@ -1,0 +1,81 @@
+"""``solami`` entry point: serve, up, status, call."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from solami.registry import RELAY, SERVICES
+from solami.settings import SettingsError
+
+PARTS = {**SERVICES, RELAY.name: RELAY}
+
+
+def _serve(args: argparse.Namespace) -> int:
+    info = PARTS[args.service]
+    if not info.is_available():
+        print(f"solami: {info.name} is not part of this installation", file=sys.stderr)
+        return 2
+    module = importlib.import_module(info.module)
+    try:
+        return int(module.main())
+    except SettingsError as exc:
+        print(f"solami serve {info.name}: bad setting: {exc}", file=sys.stderr)
+        return 2
+
+
+def _up(args: argparse.Namespace) -> int:
+    from solami.cli import up
+
+    return up.run(args)
+
+
+def _status(args: argparse.Namespace) -> int:
+    from solami.cli import status
+
+    return status.run(args)
+
+
+def _call(args: argparse.Namespace) -> int:
+    from solami.cli import call
+
+    return call.run(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="solami", description="SOLAMI serving stack")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run one service in the foreground")
+    serve.add_argument("service", choices=sorted(PARTS))
+    serve.set_defaults(func=_serve)
+
+    up = sub.add_parser("up", help="start Redis (if needed), every service and the relay")
+    up.add_argument(
+        "--only", default="", help="comma-separated parts to start (default: all available)"
+    )
+    up.add_argument(
+        "--timeout", type=float, default=600.0, help="seconds to wait for every part to be ready"
+    )
+    up.set_defaults(func=_up)
+
+    status = sub.add_parser("status", help="health of each service, one line each")
+    status.add_argument("--timeout", type=float, default=1.0, help="seconds per health check")
+    status.set_defaults(func=_status)
+
+    call = sub.add_parser("call", help="call a service's RPC from the command line")
+    from solami.cli import call as call_module
+
+    call_module.add_arguments(call)
+    call.set_defaults(func=_call)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

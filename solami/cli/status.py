@@ -1,0 +1,28 @@
+"""``solami status``: one line per part with its address and health."""
+
+from __future__ import annotations
+
+import argparse
+
+from solami.client import check_health
+from solami.redis_local import redis_reachable
+from solami.registry import SERVICES, redis_url
+
+
+def collect(timeout_s: float) -> list[tuple[str, str, str]]:
+    """(name, address, status) for Redis and every available service."""
+    url = redis_url()
+    rows = [("redis", url, "SERVING" if redis_reachable(url, timeout_s) else "UNREACHABLE")]
+    for info in SERVICES.values():
+        if not info.is_available():
+            continue
+        address = info.address()
+        rows.append((info.name, address, check_health(address, info.full_name, timeout_s)))
+    return rows
+
+
+def run(args: argparse.Namespace) -> int:
+    rows = collect(args.timeout)
+    for name, address, status in rows:
+        print(f"{name:<7} {address:<28} {status}")
+    return 0 if all(status == "SERVING" for _, _, status in rows) else 1

@@ -1,0 +1,172 @@
+"""``solami up``: Redis (started when none answers), every available service and the relay as
+child processes; waits until all are ready, prints where they listen, stops them all on
+Ctrl-C/SIGTERM or when one dies."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from solami.client import check_health
+from solami.redis_local import RedisUnavailable, redis_reachable, start_local_redis
+from solami.registry import RELAY, SERVICES, ServiceInfo, redis_url
+
+# Seconds children get to drain after SIGTERM before they are killed.
+CHILD_STOP_TIMEOUT_S = 20.0
+# Seconds between readiness polls.
+POLL_INTERVAL_S = 0.25
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Child preexec: get SIGTERM if `solami up` itself dies, so nothing is orphaned."""
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _selected(only: str) -> list[ServiceInfo]:
+    parts = [info for info in (*SERVICES.values(), RELAY) if info.is_available()]
+    if not only:
+        return parts
+    wanted = {name.strip() for name in only.split(",") if name.strip()}
+    unknown = wanted - {info.name for info in (*SERVICES.values(), RELAY)}
+    if unknown:
+        raise SystemExit(f"solami up: unknown part(s): {', '.join(sorted(unknown))}")
+    return [info for info in parts if info.name in wanted]
+
+
+def _ready(info: ServiceInfo) -> bool:
+    if info is RELAY:
+        import urllib.request
+
+        port = os.environ.get("SOLAMI_RELAY_HTTP_PORT", "8080")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as reply:
+                return reply.status == 200
+        except OSError:
+            return False
+    return check_health(info.address(), info.full_name, 1.0) == "SERVING"
+
+
+class Supervisor:
+    """Starts and stops the child processes of `solami up`."""
+
+    def __init__(self) -> None:
+        self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self.redis: subprocess.Popen[bytes] | None = None
+        self._stopping = False
+
+    def start(self, info: ServiceInfo) -> None:
+        self.children[info.name] = subprocess.Popen(
+            [sys.executable, "-m", "solami", "serve", info.name], preexec_fn=_die_with_parent
+        )
+
+    def dead(self) -> list[str]:
+        return [name for name, proc in self.children.items() if proc.poll() is not None]
+
+    def stop(self) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        for proc in self.children.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + CHILD_STOP_TIMEOUT_S
+        for proc in self.children.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self.redis is not None and self.redis.poll() is None:
+            self.redis.terminate()
+            try:
+                self.redis.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.redis.kill()
+                self.redis.wait()
+
+
+def run(args: argparse.Namespace) -> int:
+    parts = _selected(args.only)
+    supervisor = Supervisor()
+    stop_requested = False
+
+    def request_stop(signum: int, frame: object) -> None:
+        nonlocal stop_requested
+        stop_requested = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    url = redis_url()
+    try:
+        if not redis_reachable(url):
+            supervisor.redis = start_local_redis(url)
+            print(f"started redis-server on {url}", flush=True)
+        for info in parts:
+            supervisor.start(info)
+        exit_code = _wait_ready(parts, supervisor, args.timeout, lambda: stop_requested)
+        if exit_code == 0 and not stop_requested:
+            _print_table(parts, url)
+            while not stop_requested:
+                dead = supervisor.dead()
+                if dead:
+                    print(f"solami up: {', '.join(dead)} exited; stopping", file=sys.stderr)
+                    exit_code = 1
+                    break
+                time.sleep(POLL_INTERVAL_S)
+    except RedisUnavailable as exc:
+        print(f"solami up: {exc}", file=sys.stderr)
+        exit_code = 2
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        supervisor.stop()
+    print("solami up: stopped", flush=True)
+    return exit_code
+
+
+def _wait_ready(
+    parts: list[ServiceInfo], supervisor: Supervisor, timeout_s: float, stopped: object
+) -> int:
+    deadline = time.monotonic() + timeout_s
+    pending = {info.name: info for info in parts}
+    while pending:
+        if stopped():  # type: ignore[operator]
+            return 0
+        dead = supervisor.dead()
+        if dead:
+            print(f"solami up: {', '.join(dead)} exited during start", file=sys.stderr)
+            return 1
+        for name in [name for name, info in pending.items() if _ready(info)]:
+            del pending[name]
+            print(f"{name} ready", flush=True)
+        if time.monotonic() > deadline:
+            print(
+                f"solami up: not ready after {timeout_s:.0f} s: {', '.join(pending)}",
+                file=sys.stderr,
+            )
+            return 1
+        time.sleep(POLL_INTERVAL_S)
+    return 0
+
+
+def _print_table(parts: list[ServiceInfo], url: str) -> None:
+    print("\nSOLAMI is up:", flush=True)
+    print(f"  {'redis':<7} {url}")
+    for info in parts:
+        metrics_port = os.environ.get(f"{info.env_prefix}METRICS_PORT", str(info.metrics_port))
+        if info is RELAY:
+            print(f"  {'relay':<7} ws://127.0.0.1:{info.port}  metrics :{metrics_port}")
+        else:
+            print(
+                f"  {info.name:<7} {info.address():<22} grpc {info.full_name}  "
+                f"metrics :{metrics_port}"
+            )
+    print("Ctrl-C stops everything.", flush=True)

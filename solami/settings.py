@@ -1,0 +1,123 @@
+"""Settings read once from prefixed environment variables into frozen dataclasses.
+
+Every field of a settings dataclass maps to ``<PREFIX><FIELD_NAME_UPPER>``; for the asr service
+``port`` is read from ``SOLAMI_ASR_PORT``. A value that cannot be parsed raises ``SettingsError``
+naming the variable, so a typo fails at start rather than at the first request.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+class SettingsError(ValueError):
+    """A setting's environment variable holds a value that cannot be used."""
+
+
+def _parse(raw: str, kind: Any, var: str) -> Any:
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(kind) if a is not type(None)]
+        if raw == "":
+            return None
+        return _parse(raw, options[0], var)
+    if kind is bool:
+        lowered = raw.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise SettingsError(f"{var} must be a boolean (true/false), got {raw!r}")
+    if kind is int:
+        try:
+            return int(raw.strip())
+        except ValueError:
+            raise SettingsError(f"{var} must be an integer, got {raw!r}") from None
+    if kind is float:
+        try:
+            return float(raw.strip())
+        except ValueError:
+            raise SettingsError(f"{var} must be a number, got {raw!r}") from None
+    if kind is Path:
+        return Path(raw).expanduser()
+    if origin is tuple:
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    return raw
+
+
+def load_settings(cls: type[T], prefix: str, environ: Mapping[str, str] | None = None) -> T:
+    """Builds ``cls`` from ``environ`` (default ``os.environ``), fields named ``prefix + NAME``."""
+    env = os.environ if environ is None else environ
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(cls):  # type: ignore[arg-type]
+        var = f"{prefix}{field.name.upper()}"
+        if var in env:
+            values[field.name] = _parse(env[var], hints[field.name], var)
+    instance = cls(**values)
+    validate = getattr(instance, "validate", None)
+    if validate is not None:
+        validate(prefix)
+    return instance
+
+
+def check_port(var: str, port: int, allow_zero: bool = True) -> None:
+    """Raises SettingsError unless ``port`` is a TCP port (0 = pick a free one, when allowed)."""
+    low = 0 if allow_zero else 1
+    if not low <= port <= 65535:
+        raise SettingsError(f"{var} must be a TCP port between {low} and 65535, got {port}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ServiceSettings:
+    """Settings every gRPC service shares; services subclass it with their own fields."""
+
+    # Interface the gRPC server binds to.
+    host: str = "0.0.0.0"
+    # gRPC port; 0 picks a free port (tests). Each service subclass sets its default.
+    port: int = 0
+    # Port of the Prometheus /metrics HTTP endpoint; 0 picks a free port; -1 disables it.
+    metrics_port: int = 0
+    # Seconds in-flight RPCs get to finish after SIGTERM before they are cancelled.
+    grace_s: float = 10.0
+    # Largest request or response message, in MiB (a 60 s 48 kHz stereo WAV is ~11 MiB).
+    max_message_mb: int = 32
+    # RPCs served at once before new ones get RESOURCE_EXHAUSTED.
+    max_concurrent_rpcs: int = 64
+    # Seconds between keepalive pings to idle clients.
+    keepalive_s: float = 30.0
+    # Seconds to wait for a keepalive ping's ack before closing the connection.
+    keepalive_timeout_s: float = 10.0
+    # Log format: "json" or "text" (key=value).
+    log_format: str = "json"
+    # Log level name.
+    log_level: str = "INFO"
+
+    def validate(self, prefix: str = "") -> None:
+        """Raises SettingsError, naming the variable, for values that parse but cannot work."""
+        check_port(f"{prefix}PORT", self.port)
+        if self.metrics_port != -1:
+            check_port(f"{prefix}METRICS_PORT", self.metrics_port)
+        if self.grace_s < 0:
+            raise SettingsError(f"{prefix}GRACE_S must be >= 0, got {self.grace_s}")
+        if self.max_message_mb < 1:
+            raise SettingsError(f"{prefix}MAX_MESSAGE_MB must be >= 1, got {self.max_message_mb}")
+        if self.max_concurrent_rpcs < 1:
+            raise SettingsError(
+                f"{prefix}MAX_CONCURRENT_RPCS must be >= 1, got {self.max_concurrent_rpcs}"
+            )
+        if self.log_format not in ("json", "text"):
+            raise SettingsError(
+                f"{prefix}LOG_FORMAT must be 'json' or 'text', got {self.log_format!r}"
+            )

@@ -1,0 +1,80 @@
+"""Running services for tests: in-process on port 0 (own event loop thread) or as processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from solami.client import check_health
+from solami.engine import Engine
+from solami.server import ServiceDefinition, ServiceHost
+from solami.settings import ServiceSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class InProcessServer:
+    """A real grpc.aio server on a loopback port 0, its event loop in a background thread."""
+
+    def __init__(
+        self, definition: ServiceDefinition, settings: ServiceSettings, engine: Engine
+    ) -> None:
+        self.host = ServiceHost(definition, settings, engine)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+
+    def run(self, coro, timeout: float = 120.0):
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def start(self, load: bool = True) -> InProcessServer:
+        self.run(self.host.start())
+        if load:
+            self.run(self.host.load_engine())
+        return self
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.host.port}"
+
+    def stop(self, grace_s: float = 1.0) -> None:
+        self.run(self.host.stop(grace_s))
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def spawn(args: list[str], env: Mapping[str, str]) -> subprocess.Popen[str]:
+    """Starts ``python args...`` from the repository root with extra environment."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
+    return subprocess.Popen(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_health(address: str, service: str, want: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    status = ""
+    while time.monotonic() < deadline:
+        status = check_health(address, service, 0.5)
+        if status == want:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{address} {service!r} is {status}, wanted {want}")
