@@ -64,12 +64,11 @@ def test_sigterm_drains_inflight_stream_then_exits_zero():
         process.send_signal(signal.SIGTERM)
         time.sleep(0.3)
 
-        with sync_channel(address) as channel:
-            with pytest.raises(grpc.RpcError) as refused:
-                asr_pb2_grpc.AsrServiceStub(channel).Transcribe(
-                    asr_pb2.TranscribeRequest(wav=audio.encode_wav(np.zeros(1600), 16_000)),
-                    timeout=5,
-                )
+        with sync_channel(address) as channel, pytest.raises(grpc.RpcError) as refused:
+            asr_pb2_grpc.AsrServiceStub(channel).Transcribe(
+                asr_pb2.TranscribeRequest(wav=audio.encode_wav(np.zeros(1600), 16_000)),
+                timeout=5,
+            )
         assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
 
         inflight.join(30)
@@ -97,6 +96,6 @@ def test_sigterm_drains_inflight_stream_then_exits_zero():
 )
 def test_bad_setting_fails_at_start_naming_the_variable(variable, value, message):
     process = spawn(["-m", "solami", "serve", "asr"], {variable: value})
-    stdout, stderr = process.communicate(timeout=60)
+    _stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 2
     assert message in stderr
