@@ -25,7 +25,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet $(TORCH_CPU)
 	$(PIP) install --quiet -e ".[$(EXTRAS)]"
-	$(PIP) install --quiet --no-deps speechtokenizer==1.0.1
+	$(PIP) install --quiet --no-deps speechtokenizer==1.0.1 openai-whisper==20250625
 	touch $@
 
 redis: ## install redis-server with apt-get when it is missing

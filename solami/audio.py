@@ -30,7 +30,7 @@ def decode_wav(data: bytes, max_duration_s: float) -> tuple[np.ndarray, int]:
     try:
         info = sf.info(io.BytesIO(data))
     except (sf.LibsndfileError, RuntimeError) as exc:
-        raise InvalidInput(f"WAV header cannot be read: {exc}") from None
+        raise InvalidInput(f"WAV header is truncated or malformed: {_reason(exc)}") from None
     rate = info.samplerate
     if not MIN_SAMPLE_RATE_HZ <= rate <= MAX_SAMPLE_RATE_HZ:
         raise InvalidInput(
@@ -46,8 +46,13 @@ def decode_wav(data: bytes, max_duration_s: float) -> tuple[np.ndarray, int]:
     try:
         samples, _ = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as exc:
-        raise InvalidInput(f"WAV data cannot be decoded: {exc}") from None
+        raise InvalidInput(f"WAV data cannot be decoded: {_reason(exc)}") from None
     return check_samples(samples.mean(axis=1)), rate
+
+
+def _reason(exc: Exception) -> str:
+    """libsndfile's own explanation, without the in-memory file object's repr."""
+    return getattr(exc, "error_string", None) or str(exc).rsplit(": ", 1)[-1]
 
 
 def check_samples(samples: np.ndarray) -> np.ndarray:

@@ -42,7 +42,7 @@ class AsrSettings(ServiceSettings):
     # Speech probability above which a 32 ms window counts as speech.
     vad_threshold: float = 0.5
     # Silence kept around detected speech, in milliseconds.
-    vad_pad_ms: int = 200
+    vad_pad_ms: int = 50
     # SpeechTokenizer directory holding config.json and the checkpoint (empty = Tokenize off).
     speechtokenizer_dir: Path | None = None
     # Checkpoint file name inside speechtokenizer_dir.

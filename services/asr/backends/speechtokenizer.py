@@ -78,3 +78,45 @@ class SpeechTokenizerBackend:
             codes = self._model.encode(wav.view(1, 1, -1).to(self._device), n_q=num_layers)
         # codes: (n_q, batch, frames)
         return [codes[i, 0].cpu().numpy().astype(np.int64) for i in range(num_layers)]
+
+
+# The released SpeechTokenizer (hubert_avg) architecture: 50 frames/s at 16 kHz, 8 x 1024 RVQ.
+FULL_SIZE_CONFIG = {
+    "n_filters": 64,
+    "strides": [8, 5, 4, 2],
+    "dimension": 1024,
+    "semantic_dimension": 768,
+    "bidirectional": True,
+    "dilation_base": 2,
+    "residual_kernel_size": 3,
+    "n_residual_layers": 1,
+    "lstm_layers": 2,
+    "activation": "ELU",
+    "codebook_size": 1024,
+    "n_q": 8,
+    "sample_rate": 16000,
+}
+
+
+def save_random_speechtokenizer(model_dir: Path, config: dict, checkpoint: str) -> None:
+    """Writes ``config`` and a randomly initialised checkpoint of that architecture (tests,
+    benchmarks: same layout as the released model directory)."""
+    import torch
+
+    model_dir.mkdir(parents=True, exist_ok=True)
+    (model_dir / CONFIG_FILE).write_text(json.dumps(config))
+    model = import_speechtokenizer_model()(config)
+    state = model.state_dict()
+    generator = torch.Generator().manual_seed(0)
+    with torch.inference_mode():
+        noise = torch.randn(1, 1, config["sample_rate"], generator=generator)
+        scale = float(model.encoder(noise).std())
+    for name, tensor in state.items():
+        # The codebooks start empty (k-means init on the first training batch): give them
+        # random codes at the encoder's output scale so a random model still spreads its
+        # units over the vocabulary.
+        if name.endswith("_codebook.embed") or name.endswith("_codebook.embed_avg"):
+            tensor.copy_(scale * torch.randn(tensor.shape, generator=generator))
+        elif name.endswith("_codebook.inited"):
+            tensor.fill_(1.0)
+    torch.save(state, model_dir / checkpoint)
