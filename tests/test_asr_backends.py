@@ -24,7 +24,11 @@ def _save_tiny_whisper(path) -> dict:
         n_mels=80, n_audio_ctx=1500, n_audio_state=64, n_audio_head=2, n_audio_layer=1,
         n_vocab=51864, n_text_ctx=448, n_text_state=64, n_text_head=2, n_text_layer=1,
     )  # fmt: skip
+    torch.manual_seed(0)
     model = whisper.model.Whisper(dims)
+    # The text decoder's positional embedding is allocated uninitialised (the released
+    # checkpoints fill it); give it values so the random model computes finite logits.
+    torch.nn.init.normal_(model.decoder.positional_embedding, std=0.02)
     torch.save({"dims": dataclasses.asdict(dims), "model_state_dict": model.state_dict()}, path)
     return model.state_dict()
 
