@@ -1,11 +1,17 @@
-"""`python -m bench [part ...]`: run the benchmarks of the parts given (default: all)."""
+"""`python -m bench [part ...]`: run the benchmarks of the parts given (default: all).
+
+Each part is a module ``bench/<part>.py`` with a ``main()``."""
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 import sys
+from pathlib import Path
 
-PARTS = ("asr",)
+PARTS = tuple(
+    sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)]) if m.name != "common")
+)
 
 
 def main(argv: list[str]) -> int:

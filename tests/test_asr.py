@@ -229,3 +229,26 @@ def test_language_unsupported_by_english_model(stub):
         stub.Transcribe(asr_pb2.TranscribeRequest(wav=wav, language="fr"), timeout=30)
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "English-only" in error.value.details()
+
+
+def test_cli_transcribe_and_bad_file(server, tmp_path):
+    from tests.support.servers import spawn
+
+    wav, _ = headset_clip(SENTENCES[0], 44_100)
+    good = tmp_path / "question.wav"
+    good.write_bytes(wav)
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"definitely not audio")
+    env = {"SOLAMI_ASR_ADDR": server.address}
+    process = spawn(["-m", "solami", "call", "asr", "transcribe", str(good)], env)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    import json
+
+    result = json.loads(out)
+    assert set(result) >= {"text", "language", "segments", "duration_s"}
+    assert word_error_rate(SENTENCES[0], result["text"]) <= 0.25
+    process = spawn(["-m", "solami", "call", "asr", "tokenize", str(bad)], env)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 1
+    assert "INVALID_ARGUMENT" in err and "not a WAV" in err
