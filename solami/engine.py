@@ -7,6 +7,7 @@ engine around a stateful model guards it with a lock.
 from __future__ import annotations
 
 import abc
+import asyncio
 
 
 class Engine(abc.ABC):
@@ -22,6 +23,11 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def warmup(self) -> None:
         """Runs one representative inference so the first real request is not slow."""
+
+    async def warmup_async(self) -> None:
+        """Warm-up as awaited by the runtime; engines whose model lives on the event loop
+        (an async engine) override this instead of ``warmup``."""
+        await asyncio.to_thread(self.warmup)
 
     def shutdown(self) -> None:  # noqa: B027 - optional hook
         """Frees the model. Called once, after the server has drained."""

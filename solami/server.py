@@ -134,7 +134,7 @@ class ServiceHost:
         """Loads and warms the engine off the event loop, then reports SERVING."""
         started = time.perf_counter()
         await asyncio.to_thread(self.engine.load)
-        await asyncio.to_thread(self.engine.warmup)
+        await self.engine.warmup_async()
         elapsed = time.perf_counter() - started
         self.metrics.model_load_seconds.observe(elapsed)
         if self.state is not State.STARTING:

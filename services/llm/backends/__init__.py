@@ -1,0 +1,1 @@
+"""LLM engines, one module each; heavy imports stay inside them."""

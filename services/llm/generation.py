@@ -1,0 +1,67 @@
+"""What engines exchange with their backends: sampling options, statistics, the backend API."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+
+@dataclasses.dataclass(frozen=True)
+class Sampling:
+    """Sampling options of one generation."""
+
+    temperature: float
+    top_p: float
+    max_new_tokens: int
+    min_new_tokens: int = 0
+    presence_penalty: float = 0.0
+    seed: int = 0
+    # Generation ends when one of these strings is produced (it is not returned).
+    stop: tuple[str, ...] = ()
+
+
+# The original SOLAMI server's sampling for the end-to-end model.
+SOLAMI_SAMPLING = Sampling(
+    temperature=0.6, top_p=0.9, max_new_tokens=600, min_new_tokens=10, stop=("<eos>", "[Human]")
+)
+# The original agent baseline's sampling (Llama-2 chat through vLLM).
+AGENT_SAMPLING = Sampling(temperature=0.6, top_p=0.9, max_new_tokens=150, presence_penalty=1.0)
+
+
+@dataclasses.dataclass
+class GenerationStats:
+    """Filled in by a backend while it generates."""
+
+    prompt_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    completion_tokens: int = 0
+    # "stop", "length" or "cancelled".
+    finish_reason: str = ""
+
+
+class TextGenerator(Protocol):
+    """A loaded LLM that streams text for a prompt."""
+
+    name: str
+
+    def load(self) -> None: ...
+
+    def shutdown(self) -> None: ...
+
+    @property
+    def supports_solami(self) -> bool:
+        """True when the model's vocabulary holds the SOLAMI tokens."""
+        ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def chat_prompt(self, messages: list[dict[str, str]]) -> str:
+        """The model's chat template applied to ``messages``, ready for generation."""
+        ...
+
+    def stream(
+        self, prompt: str, sampling: Sampling, stats: GenerationStats
+    ) -> AsyncIterator[str]:
+        """Text pieces as tokens are generated; closing the iterator stops generation."""
+        ...

@@ -1,0 +1,151 @@
+"""Parsing model output: SOLAMI token replies and the agent methods' tagged text, streaming.
+
+Agent replies are cleaned like the original server (non-ASCII such as emoji and
+``*stage directions*`` removed) and capped (at most ``MAX_WORDS`` words in at most
+``MAX_SENTENCES`` sentences); sentences are released as soon as they are complete so speech-out
+can start on the first one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from services.llm import vocabulary as v
+from services.llm.prompt import Tokens
+
+MAX_WORDS = 20
+MAX_SENTENCES = 3
+# Characters seen without a tag before untagged output is taken as plain speech.
+UNTAGGED_AFTER_CHARS = 12
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+")
+_STAGE_DIRECTION = re.compile(r"\*[^*]*\*|\*[^*]*$")
+_NON_ASCII = re.compile(r"[^\x00-\x7F]+")
+_TAG = re.compile(r"</?(speech|motion)>")
+
+
+def _between(text: str, open_tag: str, close_tag: str) -> str | None:
+    start = text.find(open_tag)
+    if start < 0:
+        return None
+    start += len(open_tag)
+    end = text.find(close_tag, start)
+    return text[start:] if end < 0 else text[start:end]
+
+
+def parse_solami(text: str) -> Tokens:
+    """Speech, body and hand ids of a SOLAMI reply; body and hand cut to equal length.
+
+    A missing end tag (a reply cut by the token limit) keeps the ids up to the end."""
+    speech = _between(text, v.SPEECH_OPEN, v.SPEECH_CLOSE) or ""
+    body = _between(text, v.BODY_OPEN, v.BODY_CLOSE) or ""
+    hand = _between(text, v.HAND_OPEN, v.HAND_CLOSE) or ""
+    speech_ids = [int(i) for i in v.SPEECH_ID.findall(speech) if int(i) < v.SPEECH_VOCAB]
+    body_ids = [int(i) for i in v.BODY_ID.findall(body) if int(i) < v.BODY_VOCAB]
+    hand_ids = [int(i) for i in v.HAND_ID.findall(hand) if int(i) < v.HAND_VOCAB]
+    length = min(len(body_ids), len(hand_ids))
+    return Tokens(tuple(speech_ids), tuple(body_ids[:length]), tuple(hand_ids[:length]))
+
+
+def clean_speech(text: str) -> str:
+    """Speakable text: no emoji/non-ASCII, no stage directions, no stray tags, tidy spaces."""
+    text = _NON_ASCII.sub("", text)
+    text = _STAGE_DIRECTION.sub("", text)
+    text = _TAG.sub(" ", text).replace("<", " ").replace(">", " ")
+    return re.sub(r"\s+", " ", text).strip()
+
+
+@dataclasses.dataclass
+class AgentReply:
+    """What the agent reply parser has found so far."""
+
+    sentences: list[str] = dataclasses.field(default_factory=list)
+    motion: str = ""
+
+    @property
+    def speech(self) -> str:
+        return " ".join(self.sentences)
+
+
+class AgentReplyParser:
+    """Feeds on raw text deltas; yields complete, cleaned, capped speech sentences."""
+
+    def __init__(self, with_motion: bool) -> None:
+        self._with_motion = with_motion
+        self._raw = ""
+        self._consumed = 0  # speech characters already split into sentences
+        self._words = 0
+        self._full = False
+        self.reply = AgentReply()
+
+    @property
+    def full(self) -> bool:
+        """True once the reply has reached its sentence or word cap."""
+        return self._full
+
+    def feed(self, delta: str) -> list[str]:
+        """New complete sentences after ``delta``."""
+        self._raw += delta
+        return self._take(final=False)
+
+    def finish(self) -> list[str]:
+        """The last sentences once generation has ended; fills in the motion."""
+        sentences = self._take(final=True)
+        if self._with_motion:
+            motion = _between(self._raw, "<motion>", "</motion>") or ""
+            self.reply.motion = clean_speech(motion)
+        return sentences
+
+    def _speech_text(self, final: bool) -> tuple[str, bool]:
+        """(speech text so far, whether it is complete)."""
+        raw = self._raw
+        start = raw.find("<speech>")
+        if start >= 0:
+            body = raw[start + len("<speech>") :]
+            end = body.find("</speech>")
+            if end >= 0:
+                return body[:end], True
+            partial_tag = body.rfind("<")
+            if not final and partial_tag >= 0 and "</speech>".startswith(body[partial_tag:]):
+                body = body[:partial_tag]
+            return body, final
+        stripped = raw.lstrip()
+        if stripped.startswith("<") and not final and len(stripped) < len("<speech>"):
+            return "", False
+        if final or len(stripped) >= UNTAGGED_AFTER_CHARS:
+            motion_at = raw.find("<motion>")
+            text = raw if motion_at < 0 else raw[:motion_at]
+            return text, final or motion_at >= 0
+        return "", False
+
+    def _take(self, final: bool) -> list[str]:
+        if self._full:
+            return []
+        text, complete = self._speech_text(final)
+        pending = text[self._consumed :]
+        pieces: list[str] = []
+        position = 0
+        for match in _SENTENCE_END.finditer(pending):
+            pieces.append(pending[position : match.start()])
+            position = match.end()
+        if complete:
+            pieces.append(pending[position:])
+            position = len(pending)
+        self._consumed += position
+        released = []
+        for piece in pieces:
+            sentence = clean_speech(piece)
+            if not sentence:
+                continue
+            words = len(sentence.split())
+            if self.reply.sentences and self._words + words > MAX_WORDS:
+                self._full = True
+                break
+            self.reply.sentences.append(sentence)
+            released.append(sentence)
+            self._words += words
+            if len(self.reply.sentences) >= MAX_SENTENCES or self._words >= MAX_WORDS:
+                self._full = True
+                break
+        return released

@@ -1,0 +1,143 @@
+"""Prompts: the SOLAMI conversation format and the agent methods' chat messages.
+
+SOLAMI: ``"{system}\\n[Human]: {msg}<eoh>\\n[MMGPT]: {msg}<eos>\\n...[Human]: {msg}<eoh>\\n[MMGPT]:"``
+with user messages ``<🔀t><sobo>...<eobo><soha>...<eoha><sosp>...<eosp>`` and character messages
+without the transform token. The oldest two messages are dropped while the prompt is at least
+``CONTEXT_TOKENS - MAX_NEW_TOKENS`` tokens; the system prompt always stays.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+
+from services.llm import vocabulary as v
+from services.llm.characters import Character
+from solami.errors import InvalidInput
+
+CONTEXT_TOKENS = 2048
+MAX_NEW_TOKENS = 600
+PROMPT_BUDGET_TOKENS = CONTEXT_TOKENS - MAX_NEW_TOKENS  # 1448
+# The agent methods keep this many most recent messages (the new user message included).
+AGENT_HISTORY_MESSAGES = 5
+
+AGENT_START = "Let's do a role play! "
+SPEECH_FORMAT = (
+    "Let's talk in format:   <speech>XXXX</speech> \n <speech>XXXX</speech> is just the words of "
+    "the character, no motion or expression, at most 15 words. For example, my message is: "
+    "<speech>Hello, how are you recently?</speech>  \n Remember you must response in this format. "
+    "Let's start."
+)
+SPEECH_MOTION_FORMAT = (
+    "Let's behave in format:   <speech>XXXX</speech> <motion>YYYY</motion> \n <speech>XXXX</speech> "
+    "means the words of the character, at most 15 words. <motion>YYYY</motion> means the text "
+    "description of the character, no emojis. For example, my message is: <speech>Hello, how are "
+    "you recently?</speech> <motion>Wave hands</motion>  \n Remember you must response in this "
+    "format. Let's start."
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Tokens:
+    """SOLAMI ids of one message."""
+
+    speech: tuple[int, ...] = ()
+    body: tuple[int, ...] = ()
+    hand: tuple[int, ...] = ()
+    trans: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Turn:
+    """One message of a conversation."""
+
+    # "user" or "character".
+    role: str
+    text: str = ""
+    motion: str = ""
+    tokens: Tokens = Tokens()
+
+
+def check_tokens(tokens: Tokens) -> None:
+    """Raises InvalidInput for ids outside their vocabularies."""
+    for name, ids, size in (
+        ("speech unit", tokens.speech, v.SPEECH_VOCAB),
+        ("body", tokens.body, v.BODY_VOCAB),
+        ("hand", tokens.hand, v.HAND_VOCAB),
+    ):
+        bad = [i for i in ids if not 0 <= i < size]
+        if bad:
+            raise InvalidInput(f"{name} id {bad[0]} is out of range [0, {size})")
+    if tokens.trans is not None and not 0 <= tokens.trans < v.TRANS_VOCAB:
+        raise InvalidInput(f"trans id {tokens.trans} is out of range [0, {v.TRANS_VOCAB})")
+
+
+def solami_message(turn: Turn) -> str:
+    """The token string of one SOLAMI message."""
+    t = turn.tokens
+    parts = []
+    if turn.role == "user" and t.trans is not None:
+        parts.append(v.trans_token(t.trans))
+    parts += [v.BODY_OPEN, *map(v.body_token, t.body), v.BODY_CLOSE]
+    parts += [v.HAND_OPEN, *map(v.hand_token, t.hand), v.HAND_CLOSE]
+    parts += [v.SPEECH_OPEN, *map(v.speech_token, t.speech), v.SPEECH_CLOSE]
+    return "".join(parts)
+
+
+def render_solami(system: str, turns: Sequence[Turn]) -> str:
+    """The SOLAMI prompt for ``turns`` (the last one is the user's), ending with ``[MMGPT]:``."""
+    lines = [system]
+    for turn in turns:
+        if turn.role == "user":
+            lines.append(f"{v.USER_ROLE}: {solami_message(turn)}{v.USER_END}")
+        else:
+            lines.append(f"{v.CHARACTER_ROLE}: {solami_message(turn)}{v.CHARACTER_END}")
+    lines.append(f"{v.CHARACTER_ROLE}:")
+    return "\n".join(lines)
+
+
+def build_solami_prompt(
+    character: Character,
+    history: Sequence[Turn],
+    user: Turn,
+    count_tokens: Callable[[str], int],
+    budget_tokens: int = PROMPT_BUDGET_TOKENS,
+) -> tuple[str, int, int]:
+    """(prompt, its token count, history messages dropped) within the token budget."""
+    dropped = 0
+    while True:
+        prompt = render_solami(character.solami_prompt, [*history[dropped:], user])
+        length = count_tokens(prompt)
+        if length < budget_tokens:
+            return prompt, length, dropped
+        if dropped >= len(history):
+            raise InvalidInput(
+                f"the user message alone makes a {length}-token prompt; the limit is "
+                f"{budget_tokens} tokens (shorten the utterance or its motion)"
+            )
+        dropped = min(len(history), dropped + 2)
+
+
+def agent_system_prompt(character: Character, with_motion: bool) -> str:
+    return AGENT_START + character.agent_prompt + (
+        SPEECH_MOTION_FORMAT if with_motion else SPEECH_FORMAT
+    )
+
+
+def agent_message(turn: Turn, with_motion: bool) -> str:
+    """``<speech>…</speech>`` (+ `` <motion>…</motion>``) for one agent-method message."""
+    text = f"<speech>{turn.text}</speech>"
+    return f"{text} <motion>{turn.motion}</motion>" if with_motion else text
+
+
+def build_agent_messages(
+    character: Character, history: Sequence[Turn], user: Turn, with_motion: bool
+) -> tuple[list[dict[str, str]], int]:
+    """Chat messages (system + the last messages) and the number of history messages dropped."""
+    turns = [*history, user][-AGENT_HISTORY_MESSAGES:]
+    dropped = len(history) + 1 - len(turns)
+    messages = [{"role": "system", "content": agent_system_prompt(character, with_motion)}]
+    for turn in turns:
+        role = "user" if turn.role == "user" else "assistant"
+        messages.append({"role": role, "content": agent_message(turn, with_motion)})
+    return messages, dropped

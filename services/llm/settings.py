@@ -1,0 +1,58 @@
+"""Settings of the llm service (``SOLAMI_LLM_*``)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from solami.registry import SERVICES
+from solami.settings import ServiceSettings, SettingsError
+
+INFO = SERVICES["llm"]
+ENGINES = ("llama-cpp", "transformers", "vllm")
+
+
+@dataclasses.dataclass(frozen=True)
+class LlmSettings(ServiceSettings):
+    """Which model generates and how."""
+
+    port: int = INFO.port
+    metrics_port: int = INFO.metrics_port
+    # "llama-cpp" (CPU default, GGUF), "transformers" (HF directory), "vllm" (GPU nodes).
+    engine: str = "llama-cpp"
+    # Model path: a .gguf file (llama-cpp; empty = the packaged SmolLM2) or an HF directory.
+    model: str = ""
+    # Context window in tokens (SOLAMI: 2048).
+    context_tokens: int = 2048
+    # CPU threads for inference.
+    cpu_threads: int = 2
+    # Torch device of the transformers engine ("cpu", "cuda").
+    device: str = "cpu"
+    # Tries when a SOLAMI reply lacks speech or body ids (or an agent reply lacks speech).
+    max_attempts: int = 3
+    # Longest accepted user text, in characters.
+    max_user_chars: int = 2000
+    # YAML/JSON file with more characters (name, prompt, description).
+    characters_file: Path | None = None
+    # vLLM: GPUs to shard the model over.
+    tensor_parallel_size: int = 1
+    # vLLM: fraction of GPU memory for weights and KV cache.
+    gpu_memory_utilization: float = 0.85
+
+    def validate(self, prefix: str = "") -> None:
+        super().validate(prefix)
+        if self.engine not in ENGINES:
+            raise SettingsError(
+                f"{prefix}ENGINE must be one of {', '.join(ENGINES)}, got {self.engine!r}"
+            )
+        if self.engine != "llama-cpp" and not self.model:
+            raise SettingsError(f"{prefix}MODEL must name a model directory for {self.engine}")
+        if self.max_attempts < 1:
+            raise SettingsError(f"{prefix}MAX_ATTEMPTS must be >= 1, got {self.max_attempts}")
+        if not 0.0 < self.gpu_memory_utilization <= 1.0:
+            raise SettingsError(
+                f"{prefix}GPU_MEMORY_UTILIZATION must be in (0, 1], "
+                f"got {self.gpu_memory_utilization}"
+            )
+        if self.characters_file is not None and not self.characters_file.is_file():
+            raise SettingsError(f"{prefix}CHARACTERS_FILE does not exist: {self.characters_file}")
