@@ -119,9 +119,7 @@ def test_agent_messages_keep_the_last_five_and_the_role_play_prompt():
         "<speech>m4</speech>", "<speech>m5</speech>", "<speech>m6</speech>",
         "<speech>m7</speech>", "<speech>new</speech>",
     ]  # fmt: skip
-    with_motion, _ = build_agent_messages(
-        BATMAN, [], Turn("user", text="hi", motion="waves"), True
-    )
+    with_motion, _ = build_agent_messages(BATMAN, [], Turn("user", text="hi", motion="waves"), True)
     assert with_motion[-1]["content"] == "<speech>hi</speech> <motion>waves</motion>"
     assert "<motion>YYYY</motion>" in with_motion[0]["content"]
 

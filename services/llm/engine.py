@@ -80,7 +80,7 @@ class Finished:
     dropped_messages: int
     speech: str = ""
     motion: str = ""
-    tokens: Tokens = Tokens()
+    tokens: Tokens = dataclasses.field(default_factory=Tokens)
 
 
 Event = TextDelta | SentenceReady | SpeechUnits | MotionTokens | Finished
@@ -297,9 +297,9 @@ def _solami_reply_started(raw: str) -> bool:
 
 def _agent_reply_complete(raw: str, parser: AgentReplyParser, with_motion: bool) -> bool:
     speech_done = "</speech>" in raw or parser.full
-    return speech_done and (not with_motion or "</motion>" in raw)
+    untagged = "<speech>" not in raw  # a model ignoring the format will not tag a motion either
+    return speech_done and (not with_motion or "</motion>" in raw or untagged)
 
 
 def _ms_since(started: float) -> int:
     return int((time.perf_counter() - started) * 1000)
-

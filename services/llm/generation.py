@@ -60,8 +60,6 @@ class TextGenerator(Protocol):
         """The model's chat template applied to ``messages``, ready for generation."""
         ...
 
-    def stream(
-        self, prompt: str, sampling: Sampling, stats: GenerationStats
-    ) -> AsyncIterator[str]:
+    def stream(self, prompt: str, sampling: Sampling, stats: GenerationStats) -> AsyncIterator[str]:
         """Text pieces as tokens are generated; closing the iterator stops generation."""
         ...

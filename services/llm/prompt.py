@@ -1,8 +1,9 @@
 """Prompts: the SOLAMI conversation format and the agent methods' chat messages.
 
-SOLAMI: ``"{system}\\n[Human]: {msg}<eoh>\\n[MMGPT]: {msg}<eos>\\n...[Human]: {msg}<eoh>\\n[MMGPT]:"``
-with user messages ``<🔀t><sobo>...<eobo><soha>...<eoha><sosp>...<eosp>`` and character messages
-without the transform token. The oldest two messages are dropped while the prompt is at least
+SOLAMI: ``"{system}\\n[Human]: {msg}<eoh>\\n[MMGPT]: {msg}<eos>\\n..."`` ending in
+``"[Human]: {msg}<eoh>\\n[MMGPT]:"``, with user messages
+``<🔀t><sobo>...<eobo><soha>...<eoha><sosp>...<eosp>`` and character messages without the
+transform token. The oldest two messages are dropped while the prompt is at least
 ``CONTEXT_TOKENS - MAX_NEW_TOKENS`` tokens; the system prompt always stays.
 """
 
@@ -29,11 +30,11 @@ SPEECH_FORMAT = (
     "Let's start."
 )
 SPEECH_MOTION_FORMAT = (
-    "Let's behave in format:   <speech>XXXX</speech> <motion>YYYY</motion> \n <speech>XXXX</speech> "
-    "means the words of the character, at most 15 words. <motion>YYYY</motion> means the text "
-    "description of the character, no emojis. For example, my message is: <speech>Hello, how are "
-    "you recently?</speech> <motion>Wave hands</motion>  \n Remember you must response in this "
-    "format. Let's start."
+    "Let's behave in format:   <speech>XXXX</speech> <motion>YYYY</motion> \n "
+    "<speech>XXXX</speech> means the words of the character, at most 15 words. "
+    "<motion>YYYY</motion> means the text description of the character, no emojis. "
+    "For example, my message is: <speech>Hello, how are you recently?</speech> "
+    "<motion>Wave hands</motion>  \n Remember you must response in this format. Let's start."
 )
 
 
@@ -119,8 +120,10 @@ def build_solami_prompt(
 
 
 def agent_system_prompt(character: Character, with_motion: bool) -> str:
-    return AGENT_START + character.agent_prompt + (
-        SPEECH_MOTION_FORMAT if with_motion else SPEECH_FORMAT
+    return (
+        AGENT_START
+        + character.agent_prompt
+        + (SPEECH_MOTION_FORMAT if with_motion else SPEECH_FORMAT)
     )
 
 

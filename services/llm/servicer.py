@@ -62,7 +62,7 @@ def sampling_from_proto(params: llm_pb2.SamplingParams, method: str) -> Sampling
     )
 
 
-def event_to_proto(event: e.Event, turn) -> llm_pb2.GenerateEvent:  # noqa: ANN001
+def event_to_proto(event: e.Event, turn) -> llm_pb2.GenerateEvent:
     if isinstance(event, e.TextDelta):
         return llm_pb2.GenerateEvent(turn=turn, text=llm_pb2.TextDelta(text=event.text))
     if isinstance(event, e.SentenceReady):

@@ -80,9 +80,7 @@ class LlamaCppGenerator:
     def chat_prompt(self, messages: list[dict[str, str]]) -> str:
         return self._formatter(messages=messages).prompt
 
-    def stream(
-        self, prompt: str, sampling: Sampling, stats: GenerationStats
-    ) -> AsyncIterator[str]:
+    def stream(self, prompt: str, sampling: Sampling, stats: GenerationStats) -> AsyncIterator[str]:
         return iterate_in_thread(lambda cancel: self._generate(prompt, sampling, stats, cancel))
 
     def _generate(

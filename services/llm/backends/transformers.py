@@ -67,9 +67,7 @@ class TransformersGenerator:
             messages, tokenize=False, add_generation_prompt=True
         )
 
-    def stream(
-        self, prompt: str, sampling: Sampling, stats: GenerationStats
-    ) -> AsyncIterator[str]:
+    def stream(self, prompt: str, sampling: Sampling, stats: GenerationStats) -> AsyncIterator[str]:
         return iterate_in_thread(lambda cancel: self._generate(prompt, sampling, stats, cancel))
 
     def _generate(
@@ -144,7 +142,7 @@ def _find_stop(text: str, stops: tuple[str, ...]) -> int:
     return min(found) if found else -1
 
 
-def _sample(logits, sampling: Sampling, generator) -> int:  # noqa: ANN001
+def _sample(logits, sampling: Sampling, generator) -> int:
     import torch
 
     if sampling.temperature <= 0:
