@@ -43,6 +43,12 @@ def _call(args: argparse.Namespace) -> int:
     return call.run(args)
 
 
+def _headset(args: argparse.Namespace) -> int:
+    from relay import simulator
+
+    return simulator.main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="solami", description="SOLAMI serving stack")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -63,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="health of each service, one line each")
     status.add_argument("--timeout", type=float, default=1.0, help="seconds per health check")
     status.set_defaults(func=_status)
+
+    headset = sub.add_parser("headset", help="simulate a Quest headset for one turn")
+    from relay import simulator
+
+    simulator.add_arguments(headset)
+    headset.set_defaults(func=_headset)
 
     call = sub.add_parser("call", help="call a service's RPC from the command line")
     from solami.cli import call as call_module

@@ -1,0 +1,1 @@
+"""The relay: the Quest headset protocol, sessions and the streaming turn."""

@@ -1,0 +1,112 @@
+"""What the relay needs besides a turn: the idle animation and the spoken apologies.
+
+Both come from the services (motion library idle clip, face service on silence, tts voice) and
+are cached; when a service is unavailable the relay falls back to a rest pose, a neutral face
+and a short tone, and tries again later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+
+import numpy as np
+
+from relay.clients import ServiceClients
+from relay.turn import TurnError, animate, synthesize, text_to_motion
+from solami import audio
+from solami.logs import log_event
+from solami.v1 import common_pb2
+
+log = logging.getLogger(__name__)
+
+FPS = 30
+IDLE_S = 4.0
+IDLE_PHRASE = "idle breathing"
+# Seconds between attempts to fetch an asset that failed.
+RETRY_S = 10.0
+APOLOGIES = {
+    "input": "Sorry, I could not hear that. Could you say it again?",
+    "default": "Sorry, give me a moment. Could you say that again?",
+}
+_TONE_RATE_HZ = 16_000
+
+
+@dataclasses.dataclass(frozen=True)
+class Idle:
+    poses: np.ndarray  # (T, 165)
+    trans: np.ndarray  # (T, 3)
+    face: np.ndarray  # (T, 61)
+
+
+def rest_idle() -> Idle:
+    """A still rest pose with a neutral face."""
+    return Idle(np.zeros((1, 165), np.float32), np.zeros((1, 3), np.float32),
+                np.zeros((1, 61), np.float32))  # fmt: skip
+
+
+def _tone() -> bytes:
+    """A soft two-note chime, used when no voice is available."""
+    t = np.arange(int(0.5 * _TONE_RATE_HZ)) / _TONE_RATE_HZ
+    notes = np.where(t < 0.25, 660.0, 494.0)
+    envelope = np.minimum(1.0, 20 * t) * np.exp(-4 * t)
+    return audio.encode_wav((0.2 * envelope * np.sin(2 * np.pi * notes * t)).astype(np.float32),
+                            _TONE_RATE_HZ)  # fmt: skip
+
+
+class Assets:
+    """Cached idle animation and apology audio, fetched from the services."""
+
+    def __init__(self, clients: ServiceClients, settings, character: str = "Samantha") -> None:
+        self._clients = clients
+        self._settings = settings
+        self._character = character
+        self._idle: Idle | None = None
+        self._idle_retry_at = 0.0
+        self._apologies: dict[str, bytes] = {}
+        self._lock = asyncio.Lock()
+
+    async def idle(self) -> Idle:
+        loop = asyncio.get_running_loop()
+        async with self._lock:
+            if self._idle is None and loop.time() >= self._idle_retry_at:
+                self._idle = await self._fetch_idle()
+                if self._idle is None:
+                    self._idle_retry_at = loop.time() + RETRY_S
+        return self._idle or rest_idle()
+
+    async def _fetch_idle(self) -> Idle | None:
+        turn = common_pb2.TurnContext(session_id="relay", turn_id="idle")
+        body = await text_to_motion(
+            self._clients, turn, IDLE_PHRASE, IDLE_S, self._settings.motion_deadline_s
+        )
+        if body is None:
+            log_event(log, "idle motion unavailable; using the rest pose", logging.WARNING)
+            return None
+        silence = np.zeros(int(IDLE_S * _TONE_RATE_HZ), np.float32)
+        face = await animate(
+            self._clients, turn, silence, _TONE_RATE_HZ, [], self._settings.face_deadline_s
+        )
+        if face is None or not len(face):
+            face = np.zeros((len(body.poses), 61), np.float32)
+        return Idle(body.poses, body.trans, face)
+
+    async def apology(self, stage: str) -> bytes:
+        key = "input" if stage == "input" else "default"
+        if key not in self._apologies:
+            wav = await self._speak(APOLOGIES[key])
+            if wav is None:
+                return _tone()
+            self._apologies[key] = wav
+        return self._apologies[key]
+
+    async def _speak(self, text: str) -> bytes | None:
+        turn = common_pb2.TurnContext(session_id="relay", turn_id="apology")
+        try:
+            samples, rate, _ = await synthesize(
+                self._clients, turn, self._character, text, self._settings.tts_deadline_s
+            )
+        except TurnError:
+            return None
+        return audio.encode_wav(samples, rate)

@@ -1,0 +1,124 @@
+"""The original SOLAMI model-server HTTP API, so the original relay can drive this backend:
+``/create_session/``, ``/delete_session/``, ``/interact/`` (returns ``motion_url`` and
+``audio_url``), plus ``/healthz`` and the reply files."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import numpy as np
+from fastapi import FastAPI, File, Form, HTTPException, UploadFile
+from fastapi.responses import FileResponse, JSONResponse
+
+from relay.sessions import UNITY_CHARACTERS
+from relay.settings import METHODS
+from relay.turn import AgentTurn, BodyMotion, Clip, TurnError, history_update
+from solami import audio
+
+if TYPE_CHECKING:
+    from relay.server import Relay
+
+MODEL_CHARACTERS = set(UNITY_CHARACTERS.values())
+_SAFE_NAME = set("0123456789abcdef.")
+
+
+def _character(name: str) -> tuple[str, str]:
+    """(char_id, model character) for a Unity id or a model character name."""
+    if name in UNITY_CHARACTERS:
+        return name, UNITY_CHARACTERS[name]
+    if name in MODEL_CHARACTERS:
+        char_id = next(k for k, v in UNITY_CHARACTERS.items() if v == name)
+        return char_id, name
+    known = ", ".join(sorted(MODEL_CHARACTERS | set(UNITY_CHARACTERS)))
+    raise HTTPException(422, f"unknown character {name!r}; known: {known}")
+
+
+def create_app(relay: Relay) -> FastAPI:
+    app = FastAPI(title="SOLAMI relay", docs_url=None, redoc_url=None)
+    files_dir: Path = relay.settings.files_dir
+    files_dir.mkdir(parents=True, exist_ok=True)
+
+    @app.get("/healthz")
+    async def healthz() -> JSONResponse:
+        redis_ok = await relay.redis_ok()
+        ok = relay.ready and redis_ok
+        body = {"status": "ok" if ok else "unavailable", "redis": redis_ok,
+                "headsets": [link.config.name for link in relay.links]}  # fmt: skip
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    @app.post("/create_session/")
+    async def create_session(
+        session_name: Annotated[str, Form()] = "",
+        method: Annotated[str, Form()] = "dlp+retrieval",
+        character: Annotated[str, Form()] = "Samantha",
+    ) -> dict:
+        if method not in METHODS or method == "solami":
+            raise HTTPException(422, f"method must be llm+speech or dlp+retrieval, got {method!r}")
+        char_id, model_character = _character(character)
+        session = await relay.store.create(char_id, method, model_character)
+        return {"session_id": session.session_id, "session_name": session_name}
+
+    @app.post("/delete_session/")
+    async def delete_session(session_id: Annotated[str, Form()]) -> dict:
+        if not await relay.store.delete(session_id):
+            raise HTTPException(404, f"no session {session_id!r}")
+        return {"deleted": session_id}
+
+    @app.post("/interact/")
+    async def interact(
+        session_id: Annotated[str, Form()],
+        audio_file: Annotated[UploadFile, File(alias="audio")],
+        motion: Annotated[UploadFile | None, File()] = None,
+    ) -> dict:
+        session = await relay.store.get(session_id)
+        if session is None:
+            raise HTTPException(404, f"no session {session_id!r}")
+        if motion is not None:
+            _check_motion(await motion.read())
+        turn = AgentTurn(relay.clients, relay.settings, session, uuid.uuid4().hex[:12])
+        clips: list[Clip] = []
+        body: BodyMotion | None = None
+        try:
+            async for item in turn.run(await audio_file.read()):
+                if isinstance(item, Clip):
+                    clips.append(item)
+                else:
+                    body = item
+        except TurnError as exc:
+            status = 422 if exc.stage == "input" else 503
+            raise HTTPException(status, f"{exc.stage} failed: {exc.reason}") from None
+        if turn.log.user_text:
+            session.add(*history_update(turn.log, [c.text for c in clips]))
+            await relay.store.save(session)
+        name = uuid.uuid4().hex
+        rate = clips[0].rate_hz if clips else 16_000
+        samples = np.concatenate([c.samples for c in clips]) if clips else np.zeros(rate // 10)
+        (files_dir / f"{name}.wav").write_bytes(audio.encode_wav(samples, rate))
+        poses = body.poses if body is not None else np.zeros((1, 165), np.float32)
+        trans = body.trans if body is not None else np.zeros((1, 3), np.float32)
+        np.savez(files_dir / f"{name}.npz", poses=poses, trans=trans)
+        return {"motion_url": f"/files/{name}.npz", "audio_url": f"/files/{name}.wav",
+                "text": " ".join(c.text for c in clips)}  # fmt: skip
+
+    @app.get("/files/{name}")
+    async def files(name: str) -> FileResponse:
+        if not set(name) <= _SAFE_NAME or not (files_dir / name).is_file():
+            raise HTTPException(404, "no such file")
+        return FileResponse(files_dir / name)
+
+    return app
+
+
+def _check_motion(data: bytes) -> None:
+    """The original request's npz: poses (T,165), trans (T,3), poses_ai (1,165), trans_ai (1,3)."""
+    try:
+        with np.load(io.BytesIO(data)) as npz:
+            shapes = {k: npz[k].shape for k in ("poses", "trans", "poses_ai", "trans_ai")}
+    except (OSError, ValueError, KeyError) as exc:
+        raise HTTPException(422, f"motion must be an npz with poses, trans, poses_ai, "
+                                 f"trans_ai: {exc}") from None  # fmt: skip
+    if shapes["poses"][1:] != (165,) or shapes["trans"][1:] != (3,):
+        raise HTTPException(422, f"motion poses must be (T,165) and trans (T,3), got {shapes}")

@@ -1,0 +1,49 @@
+"""The relay's Prometheus metrics (names shared with the dashboard and alerts)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+TURN_BUCKETS_S = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+STAGES = ("asr", "llm_first_sentence", "tts_first_audio", "face", "motion", "first_reply")
+
+
+class RelayMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.turns_total = Counter(
+            "solami_relay_turns_total", "Turns finished, by method and outcome.",
+            ("method", "outcome"), registry=r,
+        )  # fmt: skip
+        self.turn_stage_seconds = Histogram(
+            "solami_relay_turn_stage_seconds",
+            "Time from the WAV's arrival until a stage of the turn was done.",
+            ("stage",), buckets=TURN_BUCKETS_S, registry=r,
+        )  # fmt: skip
+        self.time_to_first_audio_seconds = Histogram(
+            "solami_relay_time_to_first_audio_seconds",
+            "Time from the WAV's arrival to the first reply WAV sent to the headset.",
+            buckets=TURN_BUCKETS_S, registry=r,
+        )  # fmt: skip
+        self.active_sessions = Gauge(
+            "solami_relay_active_sessions", "Headsets with a live session.", registry=r
+        )
+        self.inflight_turns = Gauge(
+            "solami_relay_inflight_turns", "Turns being answered now.", registry=r
+        )
+        self.barge_ins_total = Counter(
+            "solami_relay_barge_ins_total", "Answers interrupted by a new utterance.", registry=r
+        )
+        self.errors_total = Counter(
+            "solami_relay_errors_total", "Problems handled without stopping, by kind.",
+            ("kind",), registry=r,
+        )  # fmt: skip
+        self.redis_up = Gauge(
+            "solami_relay_redis_up", "1 while Redis answers the relay, else 0.", registry=r
+        )
+        self.frames_total = Counter(
+            "solami_relay_frames_total", "aiStream frames published.", registry=r
+        )
+        for stage in STAGES:
+            self.turn_stage_seconds.labels(stage)

@@ -1,0 +1,113 @@
+"""Settings of the relay (``SOLAMI_RELAY_*``, plus the shared ``SOLAMI_REDIS_URL`` and
+``SOLAMI_RIG_DATA``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from solami.registry import RELAY, redis_url
+from solami.settings import SettingsError, check_port, load_settings
+
+METHODS = ("solami", "llm+speech", "dlp+retrieval")
+
+
+@dataclasses.dataclass(frozen=True)
+class HeadsetConfig:
+    """Where one headset connects and where its Redis keys live."""
+
+    name: str
+    # WebSocket port the headset connects to.
+    ws_port: int
+    # Redis database of its keys (the Unity client uses fixed key names).
+    redis_db: int
+    # Prefix of its keys inside that database ("" = plain keys, as the client expects).
+    key_prefix: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class RelaySettings:
+    """How the relay serves headsets."""
+
+    # Interface for the WebSocket, HTTP and metrics servers.
+    host: str = "0.0.0.0"
+    # WebSocket port of the default headset.
+    port: int = RELAY.port
+    # HTTP port of the compatibility API and /healthz.
+    http_port: int = 8080
+    # Prometheus /metrics port (-1 = off).
+    metrics_port: int = RELAY.metrics_port
+    # Headsets as "name:ws_port:redis_db[:key_prefix]" separated by commas; empty = one
+    # headset "main" on `port` using the database of SOLAMI_REDIS_URL with plain keys.
+    headsets: str = ""
+    # Redis database of the sessions (apart from the headsets' databases, which the headset
+    # client flushes when it starts).
+    session_db: int = 1
+    # Conversation method of new sessions: "dlp+retrieval", "llm+speech" or "solami".
+    method: str = "dlp+retrieval"
+    # Seconds a session may stay idle before it expires from Redis.
+    session_idle_s: float = 3600.0
+    # Directory with bone_data/ and retargetmap/ (the public SOLAMI repository's data).
+    rig_data: Path | None = None
+    # Seconds each stage may take before the turn falls back to an apology.
+    asr_deadline_s: float = 10.0
+    llm_deadline_s: float = 30.0
+    tts_deadline_s: float = 20.0
+    face_deadline_s: float = 10.0
+    motion_deadline_s: float = 10.0
+    # Seconds of cross-fade between idle and answer animation.
+    blend_s: float = 0.3
+    # A reply WAV is sent this many seconds before the previous one ends (network + decode).
+    send_ahead_s: float = 0.12
+    # Entries kept in aiStream and the input streams (XADD MAXLEN / XTRIM, approximate).
+    stream_maxlen: int = 600
+    # Folder for the compatibility API's reply files.
+    files_dir: Path = Path("/tmp/solami-relay-files")
+    log_format: str = "json"
+    log_level: str = "INFO"
+
+    def validate(self, prefix: str = "") -> None:
+        for name in ("port", "http_port"):
+            check_port(f"{prefix}{name.upper()}", getattr(self, name))
+        if self.metrics_port != -1:
+            check_port(f"{prefix}METRICS_PORT", self.metrics_port)
+        if self.method not in METHODS:
+            raise SettingsError(
+                f"{prefix}METHOD must be one of {', '.join(METHODS)}, got {self.method!r}"
+            )
+        if self.rig_data is not None and not (self.rig_data / "bone_data").is_dir():
+            raise SettingsError(
+                f"SOLAMI_RIG_DATA must be a directory with bone_data/ and retargetmap/, "
+                f"got {self.rig_data}"
+            )
+        self.headset_configs(0)
+
+    def headset_configs(self, default_db: int) -> tuple[HeadsetConfig, ...]:
+        """The configured headsets (the default one when none are listed)."""
+        if not self.headsets.strip():
+            return (HeadsetConfig("main", self.port, default_db),)
+        configs = []
+        for spec in self.headsets.split(","):
+            parts = spec.strip().split(":")
+            if len(parts) not in (3, 4) or not parts[1].isdigit() or not parts[2].isdigit():
+                raise SettingsError(
+                    f"SOLAMI_RELAY_HEADSETS entry {spec!r} must be name:ws_port:redis_db[:prefix]"
+                )
+            configs.append(HeadsetConfig(parts[0], int(parts[1]), int(parts[2]), *parts[3:]))
+        ports = [c.ws_port for c in configs]
+        if len(set(ports)) != len(ports):
+            raise SettingsError("SOLAMI_RELAY_HEADSETS gives two headsets the same port")
+        return tuple(configs)
+
+
+def load_relay_settings(environ: Mapping[str, str] | None = None) -> tuple[RelaySettings, str]:
+    """The relay's settings and the Redis URL, from the environment."""
+    env = os.environ if environ is None else environ
+    settings = load_settings(RelaySettings, RELAY.env_prefix, env)
+    rig = env.get("SOLAMI_RIG_DATA")
+    if rig and settings.rig_data is None:
+        settings = dataclasses.replace(settings, rig_data=Path(rig))
+        settings.validate(RELAY.env_prefix)
+    return settings, redis_url(env)
