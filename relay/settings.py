@@ -90,7 +90,7 @@ class RelaySettings:
             return (HeadsetConfig("main", self.port, default_db),)
         configs = []
         for spec in self.headsets.split(","):
-            parts = spec.strip().split(":")
+            parts = spec.strip().split(":", 3)
             if len(parts) not in (3, 4) or not parts[1].isdigit() or not parts[2].isdigit():
                 raise SettingsError(
                     f"SOLAMI_RELAY_HEADSETS entry {spec!r} must be name:ws_port:redis_db[:prefix]"
