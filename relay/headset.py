@@ -23,12 +23,13 @@ from relay.animation import FACE_CHANNELS, Animator
 from relay.assets import Assets
 from relay.clients import ServiceClients
 from relay.metrics import RelayMetrics
-from relay.quest.coords import trim_user_motion, user_frames_to_smplx
+from relay.quest.coords import pose_snapshot_to_smplx, trim_user_motion, user_frames_to_smplx
 from relay.quest.face import face_fields
 from relay.quest.rig import Rig
 from relay.sessions import DEFAULT_CHAR_ID, Session, SessionStore, character_for
 from relay.settings import HeadsetConfig, RelaySettings
-from relay.turn import AgentTurn, BodyMotion, Clip, TurnError, history_update
+from relay.turn import AgentTurn, BodyMotion, Clip, TurnError
+from relay.turn_solami import SolamiTurn
 from solami.logs import log_event
 
 log = logging.getLogger(__name__)
@@ -201,17 +202,22 @@ class HeadsetLink:
         session, animator = self.session, self.animator
         turn_id = uuid.uuid4().hex[:12]
         arrived = time.perf_counter()
-        turn = AgentTurn(self._clients, self._settings, session, turn_id)
-        spoken: list[str] = []
+        turn_class = SolamiTurn if session.method == "solami" else AgentTurn
+        turn = turn_class(self._clients, self._settings, session, turn_id)
+        spoken: list[Clip] = []
         outcome = "ok"
         self._metrics.inflight_turns.inc()
         try:
-            await self._consume_user_motion()
+            user_motion = await self._consume_user_motion()
+            if isinstance(turn, SolamiTurn):
+                replies = turn.run(wav, user_motion, await self._character_pose())
+            else:
+                replies = turn.run(wav)
             speech_end = self.now()
-            async for item in turn.run(wav):
+            async for item in replies:
                 if isinstance(item, Clip):
                     speech_end = await self._play_clip(item, speech_end, animator)
-                    spoken.append(item.text)
+                    spoken.append(item)
                     if len(spoken) == 1:
                         first = time.perf_counter() - arrived
                         self._metrics.time_to_first_audio_seconds.observe(first)
@@ -236,8 +242,8 @@ class HeadsetLink:
             self._metrics.turns_total.labels(session.method, outcome).inc()
             for stage, ms in turn.log.stages_ms.items():
                 self._metrics.turn_stage_seconds.labels(stage).observe(ms / 1000)
-            if turn.log.user_text and (spoken or outcome == "ok"):
-                session.add(*history_update(turn.log, spoken))
+            if spoken or (turn.log.user_text and outcome == "ok"):
+                session.add(*turn.history(spoken))
                 with contextlib.suppress(RedisError):
                     await self._store.save(session)
             log_event(log, "turn", headset=self.config.name, session_id=session.session_id,
@@ -282,6 +288,21 @@ class HeadsetLink:
                       error=str(exc))  # fmt: skip
             return None
         return trim_user_motion(poses, trans)
+
+    async def _character_pose(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The character's current pose from the headset's aifbStream snapshot."""
+        try:
+            entries = await self._redis.xrevrange(self.key("aifbStream"), count=1)
+        except RedisError:
+            return None
+        if not entries:
+            return None
+        try:
+            return pose_snapshot_to_smplx(entries[0][1], self.rig)
+        except ValueError as exc:
+            self._metrics.errors_total.labels("aifb_stream").inc()
+            log_event(log, "bad aifbStream entry", logging.WARNING, error=str(exc))
+            return None
 
     # -- aiStream --------------------------------------------------------------------------------
 

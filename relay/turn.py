@@ -218,6 +218,10 @@ class AgentTurn:
             self.log.mark("face")
         return face
 
+    def history(self, spoken: list[Clip]) -> tuple[Message, Message]:
+        """The messages this turn adds: only what was actually played."""
+        return history_update(self.log, [clip.text for clip in spoken])
+
     def _start_motion(self, reply: dict[str, str]) -> asyncio.Task[BodyMotion | None]:
         words = len((reply.get("speech") or " ".join(self.log.sentences)).split())
         seconds = max(MIN_MOTION_S, words * SECONDS_PER_WORD)
