@@ -1,0 +1,1 @@
+"""Face animation backends, one module each; heavy imports stay inside them."""

@@ -1,0 +1,25 @@
+"""Wiring of the face service process: settings -> engine -> runtime."""
+
+from __future__ import annotations
+
+from services.face.engine import FaceEngine
+from services.face.servicer import FaceServicer
+from services.face.settings import INFO, FaceSettings
+from solami.server import ServiceDefinition, run_service
+from solami.settings import load_settings
+from solami.v1 import face_pb2_grpc
+
+DEFINITION = ServiceDefinition(
+    info=INFO,
+    add_servicer=face_pb2_grpc.add_FaceServiceServicer_to_server,
+    make_servicer=FaceServicer,
+)
+
+
+def main() -> int:
+    settings = load_settings(FaceSettings, INFO.env_prefix)
+    return run_service(DEFINITION, settings, FaceEngine(settings))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
