@@ -1,0 +1,123 @@
+"""The headset's body streams as Y-up SMPL-X, and back.
+
+``userStream`` entries carry the user rig's Unity ``localRotation`` per SMPL-X-named bone and the
+pelvis world position. The original relay turned them into Z-up ("Blender") SMPL-X: each
+quaternion ``(x, y, z, w)`` read as ``(w, x, -y, -z)`` (X mirrored), the pelvis rotation
+pre-multiplied by a +90 degree turn about X, positions ``(x, y, z) -> (-x, -z, y)``. The model
+side is Y-up, reached with ``ZUP_TO_YUP``: a user facing the headset's +Z (towards the character)
+faces -Z in Y-up, where the character, at rest, faces +Z.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from relay.quest.fields import (
+    Entry,
+    decode_entries,
+    format_rows,
+    parse_fields,
+    parse_rotations,
+    position_key,
+    rotation_key,
+)
+from relay.quest.rig import Rig
+from relay.quest.rotations import (
+    axis_angle_to_matrix,
+    matrix_to_axis_angle,
+    matrix_to_quat,
+    mirror_quat_x,
+    quat_to_matrix,
+    rotation_x,
+)
+from relay.quest.skeleton import JOINT_NAMES, NUM_JOINTS, ROOT_JOINT, check_motion
+
+# Z-up ("Blender") SMPL-X world to Y-up: x' = -x, y' = z, z' = y. A half turn, its own inverse.
+ZUP_TO_YUP = np.array([[-1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+# The user rig's pelvis localRotation (X mirrored) to the Z-up global orientation.
+UNITY_PELVIS_TO_ZUP = rotation_x(90.0)
+
+# The original relay dropped the first second and the last half second of an utterance's motion
+# (frames at 30 fps), unless the clip was too short for that.
+USER_TRIM_HEAD_FRAMES = 30
+USER_TRIM_TAIL_FRAMES = 15
+USER_TRIM_MIN_FRAMES = 45
+
+_ROTATION_KEYS = tuple(rotation_key(name) for name in JOINT_NAMES)
+_ROOT_KEY = position_key(ROOT_JOINT)
+
+
+def unity_to_zup_position(positions: np.ndarray) -> np.ndarray:
+    """Unity world positions ``(..., 3)`` to Z-up: ``(x, y, z) -> (-x, -z, y)``."""
+    x, y, z = np.moveaxis(np.asarray(positions, dtype=np.float64), -1, 0)
+    return np.stack([-x, -z, y], axis=-1)
+
+
+def zup_to_unity_position(positions: np.ndarray) -> np.ndarray:
+    """Inverse of ``unity_to_zup_position``."""
+    x, y, z = np.moveaxis(np.asarray(positions, dtype=np.float64), -1, 0)
+    return np.stack([-x, z, -y], axis=-1)
+
+
+def user_frames_to_smplx(entries: Sequence[Entry]) -> tuple[np.ndarray, np.ndarray]:
+    """``userStream`` entries to Y-up SMPL-X ``poses`` (T, 165) and ``trans`` (T, 3), float32.
+
+    Each entry needs ``pelvis_rotation`` and ``pelvis_position``; other joints it leaves out
+    get no rotation; fields of bones SMPL-X does not have are ignored. A malformed entry raises
+    ValueError naming the entry and the field.
+    """
+    try:
+        frames = decode_entries(entries)
+        positions = parse_fields(frames, [_ROOT_KEY], 3, required=[_ROOT_KEY])[0][:, 0]
+        quats, _ = parse_rotations(frames, _ROTATION_KEYS, required=[_ROTATION_KEYS[0]])
+    except ValueError as exc:
+        raise ValueError(f"userStream {exc}") from exc
+    count = len(frames)
+    local = quat_to_matrix(mirror_quat_x(quats))
+    local[:, 0] = ZUP_TO_YUP @ UNITY_PELVIS_TO_ZUP @ local[:, 0]
+    poses = matrix_to_axis_angle(local).reshape(count, 3 * NUM_JOINTS)
+    trans = unity_to_zup_position(positions) @ ZUP_TO_YUP.T
+    return poses.astype(np.float32), trans.astype(np.float32)
+
+
+def smplx_to_unity_user_frames(poses: np.ndarray, trans: np.ndarray) -> list[dict[str, str]]:
+    """Y-up SMPL-X ``poses`` (T, 165), ``trans`` (T, 3) as the headset's ``userStream`` entries.
+
+    The inverse of ``user_frames_to_smplx``: every SMPL-X joint's ``_rotation`` and
+    ``pelvis_position``, as a headset would send them.
+    """
+    poses, trans = check_motion(poses, trans)
+    count = len(poses)
+    local = axis_angle_to_matrix(poses.reshape(count, NUM_JOINTS, 3))
+    local[:, 0] = UNITY_PELVIS_TO_ZUP.T @ ZUP_TO_YUP @ local[:, 0]
+    rotations = format_rows(mirror_quat_x(matrix_to_quat(local)).reshape(-1, 4))
+    positions = format_rows(zup_to_unity_position(trans @ ZUP_TO_YUP.T))
+    frames = []
+    for index in range(count):
+        frame = {_ROOT_KEY: positions[index]}
+        block = rotations[index * NUM_JOINTS : (index + 1) * NUM_JOINTS]
+        frame.update(zip(_ROTATION_KEYS, block, strict=True))
+        frames.append(frame)
+    return frames
+
+
+def pose_snapshot_to_smplx(entry: Entry, rig: Rig) -> tuple[np.ndarray, np.ndarray]:
+    """The ``aifbStream`` snapshot of the character's pose as Y-up SMPL-X ``(1, 165)``, ``(1, 3)``.
+
+    Character bone names map back through the rig's remap (SMPL-X names for ``Smplx``); the
+    result is in the frame ``Rig.frames`` takes, so it continues the character's own motion.
+    """
+    return rig.to_smplx([entry])
+
+
+def trim_user_motion(poses: np.ndarray, trans: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Drops the first ``USER_TRIM_HEAD_FRAMES`` and last ``USER_TRIM_TAIL_FRAMES`` frames of a
+    user clip longer than ``USER_TRIM_MIN_FRAMES``; shorter clips are returned whole."""
+    if len(poses) != len(trans):
+        raise ValueError(f"poses and trans differ in length: {len(poses)} vs {len(trans)}")
+    if len(poses) <= USER_TRIM_MIN_FRAMES:
+        return poses, trans
+    end = len(poses) - USER_TRIM_TAIL_FRAMES
+    return poses[USER_TRIM_HEAD_FRAMES:end], trans[USER_TRIM_HEAD_FRAMES:end]
