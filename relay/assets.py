@@ -40,10 +40,14 @@ class Idle:
     face: np.ndarray  # (T, 61)
 
 
+# Pelvis height of a standing SMPL-X body, Y-up, in metres.
+STANDING_PELVIS_M = 0.95
+
+
 def rest_idle() -> Idle:
-    """A still rest pose with a neutral face."""
-    return Idle(np.zeros((1, 165), np.float32), np.zeros((1, 3), np.float32),
-                np.zeros((1, 61), np.float32))  # fmt: skip
+    """A still rest pose, standing, with a neutral face."""
+    trans = np.array([[0.0, STANDING_PELVIS_M, 0.0]], np.float32)
+    return Idle(np.zeros((1, 165), np.float32), trans, np.zeros((1, 61), np.float32))
 
 
 def _tone() -> bytes:
