@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 # Extras installed into the development environment (one per implemented part + dev).
-EXTRAS ?= dev,asr,llm
+EXTRAS ?= dev,asr,llm,tts,motion,face,relay
 # CPU torch must be installed first and alone (anything else pulls CUDA wheels).
 TORCH_CPU := torch==2.13.0
 PROTOS := $(wildcard protos/solami/v1/*.proto)
@@ -61,7 +61,7 @@ test-slow: setup ## slow tests (full-size architectures, long runs)
 	$(PY) -m pytest -m "slow and not gpu" -q
 
 demo: setup ## start everything and run one headset turn into demo-output/
-	$(PY) -m solami up
+	$(PY) -m relay.demo
 
 bench: setup ## benchmarks: prints tables, writes bench-output/*.json
 	$(PY) -m bench

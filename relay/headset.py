@@ -26,6 +26,7 @@ from relay.metrics import RelayMetrics
 from relay.quest.coords import pose_snapshot_to_smplx, trim_user_motion, user_frames_to_smplx
 from relay.quest.face import face_fields
 from relay.quest.rig import Rig
+from relay.recording import record_turn
 from relay.sessions import DEFAULT_CHAR_ID, Session, SessionStore, character_for
 from relay.settings import HeadsetConfig, RelaySettings
 from relay.turn import AgentTurn, BodyMotion, Clip, TurnError
@@ -205,6 +206,7 @@ class HeadsetLink:
         turn_class = SolamiTurn if session.method == "solami" else AgentTurn
         turn = turn_class(self._clients, self._settings, session, turn_id)
         spoken: list[Clip] = []
+        body: BodyMotion | None = None
         outcome = "ok"
         self._metrics.inflight_turns.inc()
         try:
@@ -223,6 +225,7 @@ class HeadsetLink:
                         self._metrics.time_to_first_audio_seconds.observe(first)
                         turn.log.mark("first_reply")
                 elif isinstance(item, BodyMotion):
+                    body = item
                     animator.play_body(self.now(), item.poses, item.trans)
             # The answer lasts until its audio ends: a new utterance before that interrupts it.
             await asyncio.sleep(max(0.0, speech_end - self.now()))
@@ -242,6 +245,8 @@ class HeadsetLink:
             self._metrics.turns_total.labels(session.method, outcome).inc()
             for stage, ms in turn.log.stages_ms.items():
                 self._metrics.turn_stage_seconds.labels(stage).observe(ms / 1000)
+            if self._settings.record_dir is not None and spoken:
+                record_turn(self._settings.record_dir / turn_id, spoken, body)
             if spoken or (turn.log.user_text and outcome == "ok"):
                 session.add(*turn.history(spoken))
                 with contextlib.suppress(RedisError):

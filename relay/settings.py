@@ -63,6 +63,8 @@ class RelaySettings:
     send_ahead_s: float = 0.12
     # Entries kept in aiStream and the input streams (XADD MAXLEN / XTRIM, approximate).
     stream_maxlen: int = 600
+    # When set, every turn's reply (WAV, SMPL-X npz, face npz) is also written here.
+    record_dir: Path | None = None
     # Folder for the compatibility API's reply files.
     files_dir: Path = Path("/tmp/solami-relay-files")
     log_format: str = "json"

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from solami.redis_local import redis_reachable
+from solami.registry import RELAY, SERVICES
 from tests.support.servers import free_port, spawn
 
 pytestmark = pytest.mark.e2e
@@ -36,10 +37,17 @@ def test_up_status_and_clean_stop(tmp_path):
     asr_port = free_port()
     env = {
         "SOLAMI_REDIS_URL": redis_url,
-        "SOLAMI_ASR_PORT": str(asr_port),
-        "SOLAMI_ASR_METRICS_PORT": str(free_port()),
         "SOLAMI_ASR_CACHE_DIR": str(tmp_path),
+        "SOLAMI_RELAY_PORT": str(free_port()),
+        "SOLAMI_RELAY_HTTP_PORT": str(free_port()),
+        "SOLAMI_RELAY_FILES_DIR": str(tmp_path / "files"),
     }
+    for info in (*SERVICES.values(), RELAY):
+        env[f"{info.env_prefix}METRICS_PORT"] = str(free_port())
+    for info in SERVICES.values():
+        env[f"{info.env_prefix}PORT"] = str(free_port())
+    env["SOLAMI_ASR_PORT"] = str(asr_port)
+    parts = [info.name for info in (*SERVICES.values(), RELAY) if info.is_available()]
     assert not redis_reachable(redis_url)
     up = spawn(["-m", "solami", "up", "--timeout", "180"], env)
     try:
@@ -56,13 +64,13 @@ def test_up_status_and_clean_stop(tmp_path):
         assert f"asr     127.0.0.1:{asr_port}" in output
         assert redis_reachable(redis_url)
         children = _children(up.pid)
-        assert len(children) >= 2  # redis-server + asr
+        assert len(children) == len(parts) + 1  # redis-server + every part
 
         status = spawn(["-m", "solami", "status"], env)
         out, err = status.communicate(timeout=30)
         assert status.returncode == 0, out + err
         rows = {line.split()[0]: line.split()[-1] for line in out.splitlines()}
-        assert rows == {"redis": "SERVING", "asr": "SERVING"}
+        assert rows == dict.fromkeys(["redis", *parts], "SERVING")
 
         up.send_signal(signal.SIGINT)
         assert up.wait(timeout=60) == 0

@@ -6,7 +6,24 @@ import argparse
 
 from solami.client import check_health
 from solami.redis_local import redis_reachable
-from solami.registry import SERVICES, redis_url
+from solami.registry import RELAY, SERVICES, redis_url
+
+
+def relay_health(timeout_s: float) -> tuple[str, str]:
+    """(address, status) of the relay's /healthz."""
+    import os
+    import urllib.error
+    import urllib.request
+
+    port = os.environ.get("SOLAMI_RELAY_HTTP_PORT", "8080")
+    url = f"http://127.0.0.1:{port}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as reply:
+            return url, "SERVING" if reply.status == 200 else "NOT_SERVING"
+    except urllib.error.HTTPError:
+        return url, "NOT_SERVING"
+    except OSError:
+        return url, "UNREACHABLE"
 
 
 def collect(timeout_s: float) -> list[tuple[str, str, str]]:
@@ -18,6 +35,8 @@ def collect(timeout_s: float) -> list[tuple[str, str, str]]:
             continue
         address = info.address()
         rows.append((info.name, address, check_health(address, info.full_name, timeout_s)))
+    if RELAY.is_available():
+        rows.append(("relay", *relay_health(timeout_s)))
     return rows
 
 

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 
+from solami.cli.status import relay_health
 from solami.client import check_health
 from solami.redis_local import RedisUnavailable, redis_reachable, start_local_redis
 from solami.registry import RELAY, SERVICES, ServiceInfo, redis_url
@@ -43,14 +44,7 @@ def _selected(only: str) -> list[ServiceInfo]:
 
 def _ready(info: ServiceInfo) -> bool:
     if info is RELAY:
-        import urllib.request
-
-        port = os.environ.get("SOLAMI_RELAY_HTTP_PORT", "8080")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as reply:
-                return reply.status == 200
-        except OSError:
-            return False
+        return relay_health(1.0)[1] == "SERVING"
     return check_health(info.address(), info.full_name, 1.0) == "SERVING"
 
 
@@ -163,7 +157,12 @@ def _print_table(parts: list[ServiceInfo], url: str) -> None:
     for info in parts:
         metrics_port = os.environ.get(f"{info.env_prefix}METRICS_PORT", str(info.metrics_port))
         if info is RELAY:
-            print(f"  {'relay':<7} ws://127.0.0.1:{info.port}  metrics :{metrics_port}")
+            ws_port = os.environ.get("SOLAMI_RELAY_PORT", str(info.port))
+            http_port = os.environ.get("SOLAMI_RELAY_HTTP_PORT", "8080")
+            print(
+                f"  {'relay':<7} ws://127.0.0.1:{ws_port}  http :{http_port}  "
+                f"metrics :{metrics_port}"
+            )
         else:
             print(
                 f"  {info.name:<7} {info.address():<22} grpc {info.full_name}  "

@@ -1,0 +1,245 @@
+"""The relay end to end: every service and the relay as real processes, real Redis, the
+headset simulator speaking the Quest protocol over a real WebSocket."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import redis
+
+from relay import simulator
+from solami import audio
+from tests.support.stack import RIG_DATA, Stack
+
+pytestmark = pytest.mark.e2e
+
+QUESTION = Path(__file__).resolve().parents[1] / "relay" / "data" / "question.wav"
+SERVICES = ["asr", "llm", "tts", "motion", "face"]
+
+
+@pytest.fixture(scope="module")
+def stack(redis_url, tmp_path_factory):
+    running = Stack(redis_url, tmp_path_factory.mktemp("stack"),
+                    headsets="main:{}:4,second:{}:5")  # fmt: skip
+    running.env["SOLAMI_RELAY_HEADSETS"] = running.env["SOLAMI_RELAY_HEADSETS"].format(
+        running.env["SOLAMI_RELAY_PORT"], _free_port()
+    )
+    for name in [*SERVICES, "relay"]:
+        running.start(name)
+    try:
+        running.wait_ready([*SERVICES, "relay"])
+        yield running
+    finally:
+        running.stop_all()
+
+
+def _free_port() -> int:
+    from tests.support.servers import free_port
+
+    return free_port()
+
+
+def _headset_port(stack: Stack, name: str) -> int:
+    for spec in stack.env["SOLAMI_RELAY_HEADSETS"].split(","):
+        parts = spec.split(":")
+        if parts[0] == name:
+            return int(parts[1])
+    raise KeyError(name)
+
+
+def _db(stack: Stack, name: str) -> int:
+    for spec in stack.env["SOLAMI_RELAY_HEADSETS"].split(","):
+        parts = spec.split(":")
+        if parts[0] == name:
+            return int(parts[2])
+    raise KeyError(name)
+
+
+def _talk(stack: Stack, tmp: Path, character: str = "Smplx", headset: str = "main",
+          wav: Path = QUESTION, **options) -> dict:  # fmt: skip
+    base = stack.env["SOLAMI_REDIS_URL"].rsplit("/", 1)[0]
+    args = argparse.Namespace(
+        wav=wav, motion=options.get("motion"), character=character, out=tmp,
+        ws=f"ws://127.0.0.1:{_headset_port(stack, headset)}",
+        redis=f"{base}/{_db(stack, headset)}", timeout_s=options.get("timeout_s", 60.0),
+        settle_s=options.get("settle_s", 1.5),
+    )  # fmt: skip
+    return asyncio.run(simulator.run(args))
+
+
+def _frames(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "aistream.jsonl").read_text().splitlines()]
+
+
+def test_full_turn_smplx(stack, tmp_path):
+    timeline = _talk(stack, tmp_path, "Smplx")
+    assert timeline["reply_wavs"] >= 1, timeline
+    assert timeline["first_reply_wav_s"] < 15
+    assert 20 <= timeline["aistream_fps"] <= 40
+    frames = _frames(tmp_path)
+    assert "pelvis_rotation" in frames[0] and "jawOpen" in frames[0]
+    jaw = np.array([float(f["jawOpen"]) for f in frames])
+    assert jaw.max() > 0.1, "the mouth moves while the character speaks"
+    reply = audio.decode_wav((tmp_path / "reply_0.wav").read_bytes(), 60)[0]
+    assert len(reply) > 0 and np.abs(reply).max() > 0.05
+
+
+def test_full_turn_retargeted_character(stack, tmp_path):
+    if not RIG_DATA.is_dir():
+        pytest.skip("the SOLAMI rig data (../shared/solami-data) is not here")
+    timeline = _talk(stack, tmp_path, "Batman")
+    assert timeline["reply_wavs"] >= 1
+    fields = _frames(tmp_path)[-1]
+    rig = json.loads((RIG_DATA / "bone_data" / "Batman.json").read_text())["bones"]
+    bones = {key.removesuffix("_rotation") for key in fields if key.endswith("_rotation")}
+    assert bones and bones <= set(rig)
+
+
+def test_barge_in_cancels_the_answer_and_the_next_turn_works(stack, tmp_path):
+    before = stack.metric("solami_relay_barge_ins_total")
+    base = stack.env["SOLAMI_REDIS_URL"].rsplit("/", 1)[0]
+
+    async def scenario() -> list[float]:
+        from websockets.asyncio.client import connect
+
+        wav = simulator.headset_wav(QUESTION)
+        arrivals = []
+        async with connect(stack.ws_url, max_size=None) as ws:
+            await ws.send(wav)
+            await asyncio.wait_for(ws.recv(), 30)
+            arrivals.append(time.time())
+            await ws.send(wav)  # the user speaks again while the character answers
+            await asyncio.wait_for(ws.recv(), 30)
+            arrivals.append(time.time())
+        return arrivals
+
+    r = redis.Redis.from_url(f"{base}/{_db(stack, 'main')}")
+    r.set("char_id", "Smplx")
+    arrivals = asyncio.run(scenario())
+    assert len(arrivals) == 2
+    deadline = time.time() + 10
+    while stack.metric("solami_relay_barge_ins_total") < before + 1 and time.time() < deadline:
+        time.sleep(0.2)
+    assert stack.metric("solami_relay_barge_ins_total") >= before + 1
+
+
+def test_bad_messages_never_break_the_connection(stack, tmp_path):
+    async def scenario() -> list[bytes]:
+        from websockets.asyncio.client import connect
+
+        got = []
+        async with connect(stack.ws_url, max_size=None) as ws:
+            await ws.send("hello, I am text")
+            await ws.send(b"\x00\x01 not a wav at all")
+            await ws.send(b"RIFF\x10\x00\x00\x00WAVEjunk")  # a broken WAV: apology expected
+            got.append(await asyncio.wait_for(ws.recv(), 30))
+        return got
+
+    replies = asyncio.run(scenario())
+    assert replies[0][:4] == b"RIFF"
+    assert stack.metric('solami_relay_errors_total{kind="not_wav"}') >= 2
+    timeline = _talk(stack, tmp_path, "Smplx")
+    assert timeline["reply_wavs"] >= 1
+
+
+def test_unknown_char_id_and_broken_stream_entries_are_skipped(stack, tmp_path):
+    base = stack.env["SOLAMI_REDIS_URL"].rsplit("/", 1)[0]
+    r = redis.Redis.from_url(f"{base}/{_db(stack, 'main')}")
+    r.set("char_id", "Gandalf")
+    time.sleep(1.0)
+    r.xadd("userStream", {"pelvis_rotation": "not,a,quaternion"})
+    r.xadd("aifbStream", {"garbage": "1"})
+    assert stack.metric('solami_relay_errors_total{kind="char_id"}') >= 1
+    timeline = _talk(stack, tmp_path, "Smplx", settle_s=1.5)
+    assert timeline["reply_wavs"] >= 1
+
+
+def test_a_service_dying_mid_turn_gives_an_apology_and_recovery(stack, tmp_path):
+    stack.stop("tts")
+    try:
+        timeline = _talk(stack, tmp_path / "down", "Smplx", timeout_s=30)
+        assert timeline["reply_wavs"] == 1  # the apology (a chime when no voice is reachable)
+    finally:
+        stack.start("tts")
+        stack.wait_ready(["tts"])
+    timeline = _talk(stack, tmp_path / "up", "Smplx")
+    assert timeline["reply_wavs"] >= 1
+
+
+def test_two_headsets_at_once_keep_their_data_apart(stack, tmp_path):
+    async def both() -> list[dict]:
+        loop = asyncio.get_running_loop()
+        return await asyncio.gather(
+            loop.run_in_executor(None, lambda: _talk(stack, tmp_path / "a", "Smplx", "main")),
+            loop.run_in_executor(None, lambda: _talk(stack, tmp_path / "b", "Batman", "second")),
+        )
+
+    first, second = asyncio.run(both())
+    assert first["reply_wavs"] >= 1 and second["reply_wavs"] >= 1
+    a_bones = {k for k in _frames(tmp_path / "a")[-1] if k.endswith("_rotation")}
+    b_bones = {k for k in _frames(tmp_path / "b")[-1] if k.endswith("_rotation")}
+    assert "pelvis_rotation" in a_bones
+    if RIG_DATA.is_dir():
+        assert not a_bones & b_bones
+
+
+def test_session_history_survives_a_relay_restart(stack, tmp_path):
+    base = stack.env["SOLAMI_REDIS_URL"].rsplit("/", 1)[0]
+    sessions = redis.Redis.from_url(f"{base}/1")
+    _talk(stack, tmp_path / "one", "Smplx")
+    session_id = sessions.get("solami:headset:main:session").decode()
+    turns = json.loads(sessions.get(f"solami:session:{session_id}"))["turns"]
+    stack.stop("relay")
+    stack.start("relay")
+    stack.wait_ready(["relay"])
+    _talk(stack, tmp_path / "two", "Smplx")
+    session = json.loads(sessions.get(f"solami:session:{session_id}"))
+    assert session["turns"] == turns + 1
+    assert session["history"][-1]["role"] == "character"
+
+
+def test_compatibility_api(stack):
+    import http.client
+    import uuid
+
+    def post(path: str, fields: dict, files: dict | None = None) -> tuple[int, dict]:
+        boundary = uuid.uuid4().hex
+        body = b""
+        for key, value in fields.items():
+            body += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{key}\"\r\n\r\n"
+                     f"{value}\r\n").encode()  # fmt: skip
+        for key, (filename, data) in (files or {}).items():
+            body += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{key}\"; "
+                     f"filename=\"{filename}\"\r\n\r\n").encode() + data + b"\r\n"  # fmt: skip
+        body += f"--{boundary}--\r\n".encode()
+        conn = http.client.HTTPConnection("127.0.0.1", int(stack.env["SOLAMI_RELAY_HTTP_PORT"]))
+        conn.request("POST", path, body,
+                     {"Content-Type": f"multipart/form-data; boundary={boundary}"})  # fmt: skip
+        reply = conn.getresponse()
+        return reply.status, json.loads(reply.read())
+
+    status, created = post("/create_session/", {"session_name": "t", "method": "dlp+retrieval",
+                                                "character": "Batman"})  # fmt: skip
+    assert status == 200
+    sid = created["session_id"]
+    status, reply = post("/interact/", {"session_id": sid},
+                         {"audio": ("q.wav", QUESTION.read_bytes())})  # fmt: skip
+    assert status == 200, reply
+    with urllib.request.urlopen(stack.http_url + reply["audio_url"], timeout=10) as got:
+        assert got.read()[:4] == b"RIFF"
+    with urllib.request.urlopen(stack.http_url + reply["motion_url"], timeout=10) as got:
+        import io
+
+        with np.load(io.BytesIO(got.read())) as npz:
+            assert npz["poses"].shape[1] == 165 and npz["trans"].shape[1] == 3
+    assert post("/interact/", {"session_id": sid}, {"audio": ("q.wav", b"junk")})[0] == 422
+    assert post("/create_session/", {"character": "Gandalf"})[0] == 422
+    assert post("/delete_session/", {"session_id": sid})[0] == 200
+    assert post("/delete_session/", {"session_id": sid})[0] == 404
