@@ -1,0 +1,174 @@
+"""motion: full-size body + hand tokenizers (random weights, loaded from a checkpoint directory)
+decoding and encoding 64 tokens (256 frames), one-shot and streamed; TextToMotion latency over
+gRPC with the real library and all-MiniLM-L6-v2, warm."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import itertools
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from bench.common import percentile, repeat, report, timed
+from services.motion import features
+from services.motion.checkpoints import random_tokenizers, save_tokenizers
+from services.motion.engine import MotionEngine
+from services.motion.features import FPS, FRAMES_PER_TOKEN
+from services.motion.library import MotionLibrary
+from services.motion.server import DEFINITION
+from services.motion.settings import MotionSettings
+from services.motion.skeleton import BUILT_IN
+from solami.client import sync_channel
+from solami.v1 import motion_pb2, motion_pb2_grpc
+from tests.support.servers import InProcessServer
+
+TOKENS = 64
+STREAM_CHUNK_TOKENS = 8
+RUNS = 5
+TEXT_RUNS = 30
+TEXT_SECONDS = 3.0
+PHRASES = (
+    "wave hello to me", "take a bow", "let me think about it", "nod in agreement",
+    "dance with me", "point over there", "clap for them", "shrug, who knows",
+    "celebrate the win", "shake your head no",
+)  # fmt: skip
+
+
+def _checkpoint(directory: Path) -> None:
+    """Full-size random tokenizers with the library's feature statistics."""
+    clips = MotionLibrary.load().clips.values()
+    feats = np.concatenate([features.features_of(c.motion, BUILT_IN)[0] for c in clips])
+    tokenizers = random_tokenizers()
+    stats = dataclasses.replace(
+        tokenizers.stats, motion_mean=feats.mean(0), motion_std=np.maximum(feats.std(0), 1e-3)
+    )
+    save_tokenizers(directory, dataclasses.replace(tokenizers, stats=stats))
+
+
+@contextlib.contextmanager
+def _busy_core() -> Iterator[None]:
+    """Another process keeping one core busy (as the other services of a small host do)."""
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)
+        yield
+    finally:
+        busy.kill()
+        busy.wait()
+
+
+def _streamed(engine: MotionEngine, body: np.ndarray, hand: np.ndarray) -> int:
+    session = engine.decode_session()
+    frames = 0
+    for start in range(0, len(body), STREAM_CHUNK_TOKENS):
+        piece = session.push(
+            body[start : start + STREAM_CHUNK_TOKENS].tolist(),
+            hand[start : start + STREAM_CHUNK_TOKENS].tolist(),
+        )
+        frames += piece.n_frames if piece is not None else 0
+    last = session.finish()
+    return frames + (last.n_frames if last is not None else 0)
+
+
+def _tokenizers(directory: Path) -> dict:
+    _checkpoint(directory)
+    settings = dataclasses.replace(MotionSettings(), checkpoint_dir=directory)
+    engine = MotionEngine(settings)
+    load_s, _ = timed(lambda: (engine.load(), engine.warmup()))
+    codec = engine.codec
+    seconds = TOKENS * FRAMES_PER_TOKEN / FPS
+    rng = np.random.default_rng(0)
+    body, hand = rng.integers(0, 512, TOKENS), rng.integers(0, 512, TOKENS)
+    decode = repeat(lambda: codec.decode(body, hand), RUNS)
+    with _busy_core():
+        contended = repeat(lambda: codec.decode(body, hand), RUNS)
+    stream = repeat(lambda: _streamed(engine, body, hand), RUNS)
+    assert _streamed(engine, body, hand) == TOKENS * FRAMES_PER_TOKEN
+    clip = engine.text_to_motion("dance", (TOKENS * FRAMES_PER_TOKEN + 1) / FPS).motion
+    encode = repeat(lambda: engine.encode_user_motion(clip, None), RUNS)
+    assert len(engine.encode_user_motion(clip, None).body_ids) == TOKENS
+    return {
+        "tokens": TOKENS,
+        "motion_s": round(seconds, 3),
+        "load_and_warmup_s": round(load_s, 2),
+        "decode_p50_s": round(statistics.median(decode), 4),
+        "decode_x_real_time": round(seconds / statistics.median(decode), 1),
+        "decode_one_core_busy_p50_s": round(statistics.median(contended), 4),
+        "decode_one_core_busy_x_real_time": round(seconds / statistics.median(contended), 1),
+        "stream_decode_p50_s": round(statistics.median(stream), 4),
+        "stream_x_real_time": round(seconds / statistics.median(stream), 1),
+        "encode_p50_s": round(statistics.median(encode), 4),
+        "encode_x_real_time": round(seconds / statistics.median(encode), 1),
+    }
+
+
+def _phrase(i: int, unique: bool) -> str:
+    """A motion phrase; unique ones miss the query-embedding cache."""
+    phrase = PHRASES[i % len(PHRASES)]
+    return f"{phrase} (take {i})" if unique else phrase
+
+
+def _text_to_motion() -> dict:
+    settings = dataclasses.replace(MotionSettings(), host="127.0.0.1", port=0, metrics_port=-1)
+    server = InProcessServer(DEFINITION, settings, MotionEngine(settings))
+    load_s, _ = timed(server.start)
+    engine = server.host.engine
+    with sync_channel(server.address) as channel:
+        stub = motion_pb2_grpc.MotionServiceStub(channel)
+        count = itertools.count()
+
+        def call(text: str) -> int:
+            request = motion_pb2.TextToMotionRequest(text=text, duration_s=TEXT_SECONDS)
+            return len(list(stub.TextToMotion(request, timeout=30)))
+
+        call("warm up")
+        fresh = repeat(lambda: call(_phrase(next(count), unique=True)), TEXT_RUNS)
+        repeated = repeat(lambda: call(_phrase(next(count), unique=False)), TEXT_RUNS)
+    in_engine = repeat(
+        lambda: engine.text_to_motion(_phrase(next(count), unique=True), TEXT_SECONDS), TEXT_RUNS
+    )
+    server.stop()
+    return {
+        "load_and_warmup_s": round(load_s, 2),
+        "new_phrase_p50_ms": round(statistics.median(fresh) * 1000, 1),
+        "new_phrase_p95_ms": round(percentile(fresh, 95) * 1000, 1),
+        "repeated_phrase_p50_ms": round(statistics.median(repeated) * 1000, 1),
+        "engine_only_p50_ms": round(statistics.median(in_engine) * 1000, 1),
+    }
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        tokens = _tokenizers(Path(tmp))
+    text = _text_to_motion()
+    rows = [
+        ("cold start: load + warm-up (MiniLM, library, full-size tokenizers)",
+         f"{tokens['load_and_warmup_s']:.2f} s"),
+        (f"decode {TOKENS} tokens ({tokens['motion_s']:.1f} s of motion), one-shot",
+         f"{tokens['decode_p50_s'] * 1000:.0f} ms = {tokens['decode_x_real_time']:.0f}x real time"),
+        ("decode, same, with another process keeping one core busy",
+         f"{tokens['decode_one_core_busy_p50_s'] * 1000:.0f} ms = "
+         f"{tokens['decode_one_core_busy_x_real_time']:.0f}x real time"),
+        (f"decode {TOKENS} tokens streamed in chunks of {STREAM_CHUNK_TOKENS}",
+         f"{tokens['stream_decode_p50_s'] * 1000:.0f} ms = "
+         f"{tokens['stream_x_real_time']:.0f}x real time"),
+        (f"encode {TOKENS * FRAMES_PER_TOKEN + 1} frames (+ transform id)",
+         f"{tokens['encode_p50_s'] * 1000:.0f} ms = {tokens['encode_x_real_time']:.0f}x real time"),
+        (f"text2motion {TEXT_SECONDS:.0f} s over gRPC, new phrase p50 / p95",
+         f"{text['new_phrase_p50_ms']:.1f} / {text['new_phrase_p95_ms']:.1f} ms"),
+        ("text2motion, repeated phrase p50", f"{text['repeated_phrase_p50_ms']:.1f} ms"),
+        ("text2motion, engine only p50", f"{text['engine_only_p50_ms']:.1f} ms"),
+    ]  # fmt: skip
+    report("motion", rows, {"tokenizers_full_size": tokens, "text_to_motion": text})
+
+
+if __name__ == "__main__":
+    main()
