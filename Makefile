@@ -13,7 +13,7 @@ GENERATED := $(patsubst protos/%.proto,%_pb2.py,$(PROTOS))
 
 .DEFAULT_GOAL := help
 
-.PHONY: help setup protos lint format test test-slow demo bench k8s-render redis clean
+.PHONY: help setup protos lint format test test-slow demo bench k8s-render redis prometheus clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -38,13 +38,23 @@ redis: ## install redis-server with apt-get when it is missing
 	  echo "redis-server is missing and cannot be installed here: install Redis 7 and put redis-server on PATH"; exit 1; \
 	fi
 
+prometheus: ## install Prometheus + promtool with apt-get when missing (monitoring tests)
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null && exit 0; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; \
+	elif command -v sudo >/dev/null && command -v apt-get >/dev/null; then \
+	  sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; \
+	else \
+	  echo "prometheus/promtool are missing: the monitoring tests will be skipped"; \
+	fi
+
 $(GENERATED) &: $(PROTOS) $(VENV)/.installed
 	$(PY) -m grpc_tools.protoc -I protos --python_out=. --pyi_out=. --grpc_python_out=. $(PROTOS)
 	touch solami/v1/__init__.py
 
 protos: $(GENERATED) ## generate the gRPC code from protos/ into solami/v1
 
-setup: $(VENV)/.installed redis protos ## create .venv, install the project, redis-server, protos
+setup: $(VENV)/.installed redis prometheus protos ## create .venv, install the project, redis-server, protos
 
 lint: setup ## ruff lint + format check
 	$(VENV)/bin/ruff check .

@@ -71,6 +71,11 @@ class Assets:
         self._apologies: dict[str, bytes] = {}
         self._lock = asyncio.Lock()
 
+    @property
+    def idle_is_fallback(self) -> bool:
+        """True while the idle animation is the rest pose (its services were unavailable)."""
+        return self._idle is None
+
     async def idle(self) -> Idle:
         loop = asyncio.get_running_loop()
         async with self._lock:

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import io
+import re
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from relay.server import Relay
 
 MODEL_CHARACTERS = set(UNITY_CHARACTERS.values())
-_SAFE_NAME = set("0123456789abcdef.")
+_FILE_NAME = re.compile(r"^[0-9a-f]{32}\.(wav|npz)$")
 
 
 def _character(name: str) -> tuple[str, str]:
@@ -105,7 +106,7 @@ def create_app(relay: Relay) -> FastAPI:
 
     @app.get("/files/{name}")
     async def files(name: str) -> FileResponse:
-        if not set(name) <= _SAFE_NAME or not (files_dir / name).is_file():
+        if not _FILE_NAME.match(name) or not (files_dir / name).is_file():
             raise HTTPException(404, "no such file")
         return FileResponse(files_dir / name)
 

@@ -145,7 +145,14 @@ class HeadsetLink:
     async def _watch_character(self) -> None:
         while True:
             await asyncio.sleep(CHAR_POLL_S)
-            await self._sync_character()
+            try:
+                await self._sync_character()
+                if self._assets.idle_is_fallback and self.animator is not None:
+                    idle = await self._assets.idle()
+                    self.animator.set_idle(idle.poses, idle.trans, idle.face)
+            except Exception:  # noqa: BLE001 - the watcher must outlive any one failure
+                self._metrics.errors_total.labels("internal").inc()
+                log.exception("character check failed")
 
     # -- WebSocket -----------------------------------------------------------------------------
 
@@ -326,6 +333,12 @@ class HeadsetLink:
                 self._metrics.errors_total.labels("redis").inc()
                 await asyncio.sleep(backoff)
                 backoff = min(MAX_BACKOFF_S, backoff * 2)
+                next_tick = time.monotonic()
+                continue
+            except Exception:  # noqa: BLE001 - the character must keep moving
+                self._metrics.errors_total.labels("internal").inc()
+                log.exception("publishing a frame failed")
+                await asyncio.sleep(1.0)
                 next_tick = time.monotonic()
                 continue
             delay = next_tick - time.monotonic()

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from urllib.parse import urlparse, urlunparse
 
 import redis.asyncio as aioredis
 import uvicorn
@@ -34,17 +35,22 @@ MAX_WS_MESSAGE_BYTES = 16 * 1024 * 1024
 WS_PING_INTERVAL_S = 20.0
 
 
+def with_db(url: str, db: int) -> str:
+    """``url`` pointing at database ``db`` (a database in the URL path would win over a
+    ``db=`` argument)."""
+    parsed = urlparse(url)
+    return urlunparse(parsed._replace(path=f"/{db}"))
+
+
 def redis_client(url: str, db: int | None = None) -> aioredis.Redis:
     """A client that reconnects with backoff when Redis restarts."""
-    options = {"db": db} if db is not None else {}
     return aioredis.Redis.from_url(
-        url,
+        url if db is None else with_db(url, db),
         socket_connect_timeout=2.0,
         socket_timeout=5.0,
         health_check_interval=10,
         retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), 3),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
-        **options,
     )
 
 

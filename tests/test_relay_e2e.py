@@ -122,6 +122,7 @@ def test_barge_in_cancels_the_answer_and_the_next_turn_works(stack, tmp_path):
 
     r = redis.Redis.from_url(f"{base}/{_db(stack, 'main')}")
     r.set("char_id", "Smplx")
+    time.sleep(1.0)  # a character change resets the session: let the relay take it first
     arrivals = asyncio.run(scenario())
     assert len(arrivals) == 2
     deadline = time.time() + 10
