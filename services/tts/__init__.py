@@ -1,0 +1,1 @@
+"""The tts service: text -> speech and SpeechTokenizer units -> speech in character voices."""

@@ -1,0 +1,1 @@
+"""Text-to-speech backends (Piper, eSpeak NG, Coqui XTTS-v2), one module each."""

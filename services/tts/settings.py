@@ -1,0 +1,82 @@
+"""Settings of the tts service (``SOLAMI_TTS_*``)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from solami.registry import SERVICES
+from solami.settings import ServiceSettings, SettingsError
+
+INFO = SERVICES["tts"]
+TEXT_BACKENDS = ("piper", "espeak", "xtts")
+
+
+@dataclasses.dataclass(frozen=True)
+class TtsSettings(ServiceSettings):
+    """Which backend speaks and how Vocode renders SOLAMI speech units."""
+
+    port: int = INFO.port
+    metrics_port: int = INFO.metrics_port
+    # Text backend: "piper" (CPU default, packaged voice), "espeak" (light fallback) or "xtts"
+    # (GPU nodes, voice cloning).
+    backend: str = "piper"
+    # Piper voice model (.onnx, its .onnx.json beside it); empty = the packaged en_US joe voice.
+    piper_model: Path | None = None
+    # XTTS-v2 model directory (config.json, model.pth, vocab.json); required for "xtts".
+    xtts_dir: Path | None = None
+    # Directory of per-character voice prompts "<Character>.wav" (XTTS reference clips and
+    # Vocode prompts); a character without a file gets a prompt spoken by the text backend.
+    voice_prompt_dir: Path | None = None
+    # Torch device for XTTS and Vocode ("cpu", "cuda").
+    device: str = "cpu"
+    # CPU threads for inference.
+    cpu_threads: int = 2
+    # Longest text one Synthesize stream may carry, in characters.
+    max_text_chars: int = 2000
+    # Words of the first sentence spoken as their own piece so audio starts early (0 = off).
+    lead_words: int = 5
+    # Longest audio chunk sent in one message, in milliseconds.
+    chunk_ms: int = 500
+    # SoundStorm directory (config.json optional, checkpoint); empty = Vocode off.
+    soundstorm_dir: Path | None = None
+    # SoundStorm checkpoint file name inside soundstorm_dir.
+    soundstorm_checkpoint: str = "SoundStorm.pt"
+    # SpeechTokenizer directory (config.json + checkpoint) whose decoder renders the units.
+    speechtokenizer_dir: Path | None = None
+    # SpeechTokenizer checkpoint file name inside speechtokenizer_dir.
+    speechtokenizer_checkpoint: str = "SpeechTokenizer.pt"
+    # SoundStorm decoding iterations for RVQ layer 2 (layers 3-8 take one pass each).
+    soundstorm_steps: int = 4
+    # Longest voice prompt given to SoundStorm, in seconds.
+    voice_prompt_s: float = 3.0
+    # Units of the previous chunk kept as context when rendering the next one.
+    vocode_context_units: int = 25
+    # Longest unit stream one Vocode call may carry, in seconds of speech.
+    max_vocode_s: float = 120.0
+
+    @property
+    def vocode_enabled(self) -> bool:
+        return self.soundstorm_dir is not None and self.speechtokenizer_dir is not None
+
+    def validate(self, prefix: str = "") -> None:
+        super().validate(prefix)
+        if self.backend not in TEXT_BACKENDS:
+            raise SettingsError(
+                f"{prefix}BACKEND must be one of {', '.join(TEXT_BACKENDS)}, got {self.backend!r}"
+            )
+        if self.backend == "xtts" and self.xtts_dir is None:
+            raise SettingsError(f"{prefix}XTTS_DIR must name the XTTS-v2 model directory")
+        if (self.soundstorm_dir is None) != (self.speechtokenizer_dir is None):
+            raise SettingsError(
+                f"Vocode needs both {prefix}SOUNDSTORM_DIR and {prefix}SPEECHTOKENIZER_DIR"
+            )
+        for name in ("cpu_threads", "max_text_chars", "chunk_ms", "soundstorm_steps"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{prefix}{name.upper()} must be >= 1")
+        for name in ("lead_words", "vocode_context_units"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"{prefix}{name.upper()} must be >= 0")
+        for name in ("voice_prompt_s", "max_vocode_s"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{prefix}{name.upper()} must be > 0")
