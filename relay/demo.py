@@ -47,6 +47,7 @@ def render_png(motion_npz: Path, face_npz: Path, out: Path) -> None:
     import matplotlib.pyplot as plt
     from scipy.spatial.transform import Rotation
 
+    from services.face.channels import CHANNELS
     from services.face.npz import read_npz
     from services.motion.skeleton import BUILT_IN, PARENTS
 
@@ -67,12 +68,11 @@ def render_png(motion_npz: Path, face_npz: Path, out: Path) -> None:
             axis.set_xlim(-1, 1)
             axis.set_ylim(-0.1, 2.0)
             axis.axis("off")
-    names, weights = read_npz(face_npz)
+    weights, _ = read_npz(face_npz)
     curves = figure.add_subplot(2, 1, 2)
     seconds = np.arange(len(weights)) / 30
     for name in FACE_CURVES:
-        if name in list(names):
-            curves.plot(seconds, weights[:, list(names).index(name)], label=name)
+        curves.plot(seconds, weights[:, CHANNELS.index(name)], label=name)
     curves.set_xlabel("seconds")
     curves.set_ylabel("weight")
     curves.set_ylim(0, 1)
