@@ -150,7 +150,7 @@ class HeadsetLink:
                 if self._assets.idle_is_fallback and self.animator is not None:
                     idle = await self._assets.idle()
                     self.animator.set_idle(idle.poses, idle.trans, idle.face)
-            except Exception:  # noqa: BLE001 - the watcher must outlive any one failure
+            except Exception:  # the watcher must outlive any one failure
                 self._metrics.errors_total.labels("internal").inc()
                 log.exception("character check failed")
 
@@ -335,7 +335,7 @@ class HeadsetLink:
                 backoff = min(MAX_BACKOFF_S, backoff * 2)
                 next_tick = time.monotonic()
                 continue
-            except Exception:  # noqa: BLE001 - the character must keep moving
+            except Exception:  # the character must keep moving
                 self._metrics.errors_total.labels("internal").inc()
                 log.exception("publishing a frame failed")
                 await asyncio.sleep(1.0)

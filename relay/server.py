@@ -80,7 +80,7 @@ class Relay:
     async def redis_ok(self) -> bool:
         try:
             return bool(await self._redis[0].ping())
-        except Exception:
+        except Exception:  # noqa: BLE001 - any failure means Redis is not usable
             return False
 
     async def run(self, stop: asyncio.Event) -> None:

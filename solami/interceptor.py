@@ -97,7 +97,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                     return await behavior(request, context)
                 except (asyncio.CancelledError, grpc.aio.AbortError):
                     raise
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - mapped to a status code
                     await observed.abort(exc)
 
         return wrapped
@@ -111,7 +111,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                         yield response
                 except (asyncio.CancelledError, grpc.aio.AbortError):
                     raise
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - mapped to a status code
                     await observed.abort(exc)
 
         return wrapped

@@ -41,7 +41,7 @@ async def iterate_in_thread(
                 put(item)
                 if cancel.is_set():
                     break
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the event loop
             put(exc)
         else:
             put(_DONE)

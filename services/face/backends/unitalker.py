@@ -59,7 +59,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         raise EngineUnavailable(f"UniTalker checkpoint not found: {path}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for unreadable files
+    except Exception as exc:  # noqa: BLE001 - torch raises several types for unreadable files
         raise EngineUnavailable(f"cannot read UniTalker checkpoint {path}: {exc}") from None
     for wrapper in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
