@@ -14,24 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from relay.quest.fields import format_rows
+from services.face.channels import CHANNELS, lower_camel
 
 FPS = 30
 # LiveLinkFace CSV / face npz channel order (after the Timecode and BlendShapeCount columns).
-LIVELINK_CHANNELS: tuple[str, ...] = (
-    "EyeBlinkLeft", "EyeLookDownLeft", "EyeLookInLeft", "EyeLookOutLeft", "EyeLookUpLeft",
-    "EyeSquintLeft", "EyeWideLeft", "EyeBlinkRight", "EyeLookDownRight", "EyeLookInRight",
-    "EyeLookOutRight", "EyeLookUpRight", "EyeSquintRight", "EyeWideRight", "JawForward",
-    "JawLeft", "JawRight", "JawOpen", "MouthClose", "MouthFunnel", "MouthPucker", "MouthLeft",
-    "MouthRight", "MouthSmileLeft", "MouthSmileRight", "MouthFrownLeft", "MouthFrownRight",
-    "MouthDimpleLeft", "MouthDimpleRight", "MouthStretchLeft", "MouthStretchRight",
-    "MouthRollLower", "MouthRollUpper", "MouthShrugLower", "MouthShrugUpper", "MouthPressLeft",
-    "MouthPressRight", "MouthLowerDownLeft", "MouthLowerDownRight", "MouthUpperUpLeft",
-    "MouthUpperUpRight", "BrowDownLeft", "BrowDownRight", "BrowInnerUp", "BrowOuterUpLeft",
-    "BrowOuterUpRight", "CheekPuff", "CheekSquintLeft", "CheekSquintRight", "NoseSneerLeft",
-    "NoseSneerRight", "TongueOut",
-    "HeadYaw", "HeadPitch", "HeadRoll", "LeftEyeYaw", "LeftEyePitch", "LeftEyeRoll",
-    "RightEyeYaw", "RightEyePitch", "RightEyeRoll",
-)  # fmt: skip
+LIVELINK_CHANNELS: tuple[str, ...] = CHANNELS
 NUM_CHANNELS = len(LIVELINK_CHANNELS)  # 61
 NUM_BLENDSHAPES = 52  # the ARKit blendshapes lead the channel list
 # Decimals of a written weight: 1e-4 is below any visible change of a blendshape.
@@ -40,7 +27,7 @@ WEIGHT_DECIMALS = 4
 
 def field_name(channel: str) -> str:
     """The ``aiStream`` field of a LiveLinkFace channel: ``JawOpen`` -> ``jawOpen``."""
-    return channel[:1].lower() + channel[1:]
+    return lower_camel(channel)
 
 
 FACE_FIELDS: tuple[str, ...] = tuple(field_name(c) for c in LIVELINK_CHANNELS[:NUM_BLENDSHAPES])

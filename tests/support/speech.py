@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import re
 
 import numpy as np
@@ -10,52 +9,38 @@ import numpy as np
 from solami import audio
 
 ESPEAK_RATE_HZ = 22_050
-_AUDIO_OUTPUT_SYNCHRONOUS = 2
-_POS_CHARACTER = 1
-_CHARS_UTF8 = 1
-_PARAM_RATE = 1
-_SYNTH_CALLBACK = ctypes.CFUNCTYPE(
-    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
-)
+_BACKEND = None
+
+
+def espeak_with_timings(
+    text: str, voice: str = "en-us", words_per_minute: int = 165
+) -> tuple[np.ndarray, tuple]:
+    """Speaks ``text`` with the tts service's eSpeak NG backend: mono float32 at 22.05 kHz and
+    its phoneme timings (IPA, seconds)."""
+    import dataclasses
+    import threading
+
+    from services.tts.backends.espeak import DEFAULT_WPM, EspeakBackend
+    from services.tts.voices import resolve
+
+    global _BACKEND
+    if _BACKEND is None:
+        _BACKEND = EspeakBackend()
+        _BACKEND.load()
+    assert _BACKEND.sample_rate_hz == ESPEAK_RATE_HZ
+    neutral = resolve("User")[1]
+    spec = dataclasses.replace(
+        neutral, espeak_voice=voice, pitch=1.0, variation=1.0, rate=words_per_minute / DEFAULT_WPM
+    )
+    rendered = list(_BACKEND.synthesize(text, spec, "User", threading.Event()))
+    samples = np.concatenate([r.samples for r in rendered]).astype(np.float32)
+    phonemes = tuple(p for r in rendered for p in r.phonemes)
+    return samples, phonemes
 
 
 def espeak(text: str, voice: str = "en-us", words_per_minute: int = 165) -> np.ndarray:
     """Speaks ``text``; returns mono float32 at 22.05 kHz."""
-    import espeakng_loader
-
-    lib = ctypes.CDLL(espeakng_loader.get_library_path())
-    lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
-    lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
-    lib.espeak_Synth.argtypes = [
-        ctypes.c_char_p,
-        ctypes.c_size_t,
-        ctypes.c_uint,
-        ctypes.c_int,
-        ctypes.c_uint,
-        ctypes.c_uint,
-        ctypes.c_void_p,
-        ctypes.c_void_p,
-    ]
-    rate = lib.espeak_Initialize(
-        _AUDIO_OUTPUT_SYNCHRONOUS, 0, espeakng_loader.get_data_path().encode(), 0
-    )
-    assert rate == ESPEAK_RATE_HZ, rate
-    chunks: list[np.ndarray] = []
-
-    def collect(wav, count, events):
-        if wav and count > 0:
-            chunks.append(np.ctypeslib.as_array(wav, shape=(count,)).copy())
-        return 0
-
-    callback = _SYNTH_CALLBACK(collect)
-    lib.espeak_SetSynthCallback(callback)
-    lib.espeak_SetVoiceByName(voice.encode())
-    lib.espeak_SetParameter(_PARAM_RATE, words_per_minute, 0)
-    data = text.encode() + b"\0"
-    assert lib.espeak_Synth(data, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None) == 0
-    lib.espeak_Synchronize()
-    lib.espeak_Terminate()
-    return np.concatenate(chunks).astype(np.float32) / 32768.0
+    return espeak_with_timings(text, voice, words_per_minute)[0]
 
 
 def headset_clip(

@@ -12,9 +12,9 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
+from services.llm.backends.hf_tokenizer import HfTokenizerPrompts
 from services.llm.generation import GenerationStats, Sampling
 from services.llm.settings import LlmSettings
-from services.llm.vocabulary import SPEECH_OPEN
 from solami.errors import EngineUnavailable
 from solami.streaming import iterate_in_thread
 
@@ -22,7 +22,7 @@ from solami.streaming import iterate_in_thread
 LogitsHook = Callable[[list[int], "object"], "object"]
 
 
-class TransformersGenerator:
+class TransformersGenerator(HfTokenizerPrompts):
     """A causal LM loaded with ``AutoModelForCausalLM.from_pretrained`` from a directory."""
 
     name = "transformers"
@@ -52,20 +52,6 @@ class TransformersGenerator:
     def shutdown(self) -> None:
         self._model = None
         self._cache = None
-
-    @property
-    def supports_solami(self) -> bool:
-        return SPEECH_OPEN in self._tokenizer.get_vocab()
-
-    def count_tokens(self, text: str) -> int:
-        return len(self._tokenizer(text).input_ids)
-
-    def chat_prompt(self, messages: list[dict[str, str]]) -> str:
-        if not self._tokenizer.chat_template:
-            raise EngineUnavailable("this model has no chat template for the agent methods")
-        return self._tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=True
-        )
 
     def stream(self, prompt: str, sampling: Sampling, stats: GenerationStats) -> AsyncIterator[str]:
         return iterate_in_thread(lambda cancel: self._generate(prompt, sampling, stats, cancel))

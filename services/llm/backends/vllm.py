@@ -10,13 +10,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 
+from services.llm.backends.hf_tokenizer import HfTokenizerPrompts
 from services.llm.generation import GenerationStats, Sampling
 from services.llm.settings import LlmSettings
-from services.llm.vocabulary import SPEECH_OPEN
 from solami.errors import EngineUnavailable
 
 
-class VllmGenerator:
+class VllmGenerator(HfTokenizerPrompts):
     """Continuous batching: many generations share the engine concurrently."""
 
     name = "vllm"
@@ -48,20 +48,6 @@ class VllmGenerator:
         if self._engine is not None:
             self._engine.shutdown()
             self._engine = None
-
-    @property
-    def supports_solami(self) -> bool:
-        return SPEECH_OPEN in self._tokenizer.get_vocab()
-
-    def count_tokens(self, text: str) -> int:
-        return len(self._tokenizer(text).input_ids)
-
-    def chat_prompt(self, messages: list[dict[str, str]]) -> str:
-        if not self._tokenizer.chat_template:
-            raise EngineUnavailable("this model has no chat template for the agent methods")
-        return self._tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=True
-        )
 
     async def stream(
         self, prompt: str, sampling: Sampling, stats: GenerationStats
