@@ -49,7 +49,7 @@ THIRD_PARTY_VARIABLES = {
 }
 SHARED_VARIABLES = {"SOLAMI_REDIS_URL", "SOLAMI_RIG_DATA"}
 URL_SAFE = re.compile(r"^[A-Za-z0-9._~-]+$")
-# The weights volume (/models) as docs/deploy.md lays it out: one file per entry.
+# The weights volume (/models) as the README lays it out: one file per entry.
 MODELS_LAYOUT = (
     "solami-llm/config.json",
     "solami-llm/model.safetensors",
@@ -538,7 +538,7 @@ def test_settings_are_variables_the_code_reads(renders, render, tmp_path):
 
 
 def test_docs_describe_the_models_volume_layout():
-    docs = (ROOT / "docs" / "deploy.md").read_text()
+    docs = (ROOT / "README.md").read_text()
     for relative in MODELS_LAYOUT:
         top, name = relative.split("/")[0], relative.rsplit("/", 1)[-1]
         assert re.search(rf"── {re.escape(top)}[/ ]", docs), top
