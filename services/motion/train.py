@@ -246,7 +246,7 @@ def train(options: TrainOptions, skeleton: Skeleton = BUILT_IN) -> TrainResult:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m services.motion.train", description=__doc__.splitlines()[0]
+        prog="solami motion train", description=__doc__.splitlines()[0]
     )
     parser.add_argument("data_dir", type=Path, help="folder of SMPL-X npz clips (recursive)")
     parser.add_argument("--out", type=Path, required=True, help="checkpoint directory to write")

@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     simulator.add_arguments(headset)
     headset.set_defaults(func=_headset)
 
+    sub.add_parser("motion", help="`solami motion train DATA --out DIR`: train the motion VQ-VAEs")
+
     call = sub.add_parser("call", help="call a service's RPC from the command line")
     from solami.cli import call as call_module
 
@@ -85,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:2] == ["motion", "train"]:
+        from services.motion import train
+
+        return int(train.main(argv[2:]))
     args = build_parser().parse_args(argv)
     return int(args.func(args))
 
