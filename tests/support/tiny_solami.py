@@ -14,7 +14,9 @@ _CORPUS = [c.solami_prompt for c in CharacterBook().characters] + [
 ]
 
 
-def save_tiny_solami(model_dir: Path, seed: int = 0) -> Path:
+def save_tiny_solami(model_dir: Path, seed: int = 0, hidden_size: int = 32) -> Path:
+    """Writes the model; ``hidden_size`` / 2 heads sets the head size (vLLM's CPU attention
+    needs 64 or more)."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -31,8 +33,8 @@ def save_tiny_solami(model_dir: Path, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     config = LlamaConfig(
         vocab_size=len(fast),
-        hidden_size=32,
-        intermediate_size=64,
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
         num_hidden_layers=2,
         num_attention_heads=2,
         num_key_value_heads=2,

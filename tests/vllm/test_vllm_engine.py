@@ -26,19 +26,23 @@ def loop():
     its first request."""
     running = asyncio.new_event_loop()
     yield running
+    pending = asyncio.all_tasks(running)
+    for task in pending:
+        task.cancel()
+    running.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
     running.close()
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory):
-    model_dir = save_tiny_solami(tmp_path_factory.mktemp("tiny-solami"))
+def engine(tmp_path_factory, loop):
+    model_dir = save_tiny_solami(tmp_path_factory.mktemp("tiny-solami"), hidden_size=128)
     settings = dataclasses.replace(
         LlmSettings(), engine="vllm", model=str(model_dir), context_tokens=2048
     )
     llm = LlmEngine(settings, VllmGenerator(settings))
     llm.load()
     yield llm
-    llm.shutdown()
+    llm.shutdown()  # before the loop closes
 
 
 def test_vllm_generates_a_solami_turn(engine, loop):
