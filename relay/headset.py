@@ -305,6 +305,8 @@ class HeadsetLink:
         """The character's current pose from the headset's aifbStream snapshot."""
         try:
             entries = await self._redis.xrevrange(self.key("aifbStream"), count=1)
+            if entries:  # only the newest snapshot counts
+                await self._redis.xtrim(self.key("aifbStream"), minid=entries[0][0])
         except RedisError:
             return None
         if not entries:

@@ -173,3 +173,18 @@ def test_agent_parser_takes_untagged_text_as_speech():
 
 def test_clean_speech():
     assert clean_speech("*smiles* Hi 😀 there <speech>") == "Hi there"
+
+
+def test_more_characters_come_from_a_file(tmp_path):
+    extra = tmp_path / "characters.json"
+    extra.write_text(
+        '[{"name": "Pirate", "prompt": "You are a friendly pirate captain.",'
+        ' "description": "a pirate"}]'
+    )
+    book = CharacterBook.load(extra)
+    assert book.get("pirate").agent_prompt == "You are a friendly pirate captain."
+    assert book.get("Batman").name == "Batman"
+    bad = tmp_path / "bad.json"
+    bad.write_text('[{"prompt": "no name"}]')
+    with pytest.raises(ValueError, match="needs a 'name' and a 'prompt'"):
+        CharacterBook.load(bad)
