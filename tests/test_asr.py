@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import struct
 
 import grpc
 import numpy as np
@@ -18,6 +17,7 @@ from services.asr.settings import AsrSettings
 from solami import audio
 from solami.client import sync_channel
 from solami.v1 import asr_pb2, asr_pb2_grpc, common_pb2
+from tests.support.bad_audio import nan_wav, wav_header
 from tests.support.servers import InProcessServer
 from tests.support.speech import headset_clip, word_error_rate
 
@@ -151,39 +151,16 @@ def test_tokenize_all_eight_layers(stub):
     assert {len(layer.ids) for layer in reply.layers} == {50}
 
 
-def _wav_header(rate: int, channels: int = 1, bits: int = 16, data_len: int = 32000) -> bytes:
-    byte_rate = rate * channels * bits // 8
-    fmt = struct.pack("<HHIIHH", 1, channels, rate, byte_rate, channels * bits // 8, bits)
-    return (
-        b"RIFF"
-        + struct.pack("<I", 36 + data_len)
-        + b"WAVE"
-        + b"fmt "
-        + struct.pack("<I", 16)
-        + fmt
-        + b"data"
-        + struct.pack("<I", data_len)
-    )
-
-
-def _nan_wav() -> bytes:
-    buffer = io.BytesIO()
-    samples = np.zeros(16_000, dtype=np.float32)
-    samples[100] = np.nan
-    sf.write(buffer, samples, 16_000, subtype="FLOAT", format="WAV")
-    return buffer.getvalue()
-
-
 @pytest.mark.parametrize(
     ("wav", "message"),
     [
         (b"", "empty"),
         (b"ID3\x03\x00 this is an mp3", "not a WAV"),
-        (_wav_header(16_000)[:30], "truncated or malformed"),
-        (_wav_header(16_000)[:40], "truncated or malformed"),
-        (_wav_header(4_000) + bytes(32_000), "sample rate 4000 Hz is not supported"),
-        (_wav_header(96_000) + bytes(32_000), "sample rate 96000 Hz is not supported"),
-        (_nan_wav(), "NaN"),
+        (wav_header(16_000)[:30], "truncated or malformed"),
+        (wav_header(16_000)[:40], "truncated or malformed"),
+        (wav_header(4_000) + bytes(32_000), "sample rate 4000 Hz is not supported"),
+        (wav_header(96_000) + bytes(32_000), "sample rate 96000 Hz is not supported"),
+        (nan_wav(), "NaN"),
         (audio.encode_wav(np.zeros(21 * 16_000, dtype=np.float32), 16_000), "limit is 20 s"),
     ],
     ids=["empty", "mp3", "truncated-riff", "truncated-fmt", "4khz", "96khz", "nan", "too-long"],

@@ -6,7 +6,6 @@ import dataclasses
 import io
 import itertools
 import json
-import struct
 
 import grpc
 import numpy as np
@@ -23,6 +22,7 @@ from services.face.settings import FaceSettings
 from solami import audio
 from solami.client import sync_channel
 from solami.v1 import common_pb2, face_pb2, face_pb2_grpc
+from tests.support.bad_audio import nan_wav, wav_header
 from tests.support.face_speech import espeak_with_phonemes
 from tests.support.servers import InProcessServer, spawn
 from tests.support.speech import ESPEAK_RATE_HZ, espeak
@@ -159,22 +159,6 @@ def test_unitalker_backend_by_request(stub):
     assert np.all(frames[:, INDEX["HeadYaw"] :] == 0)
 
 
-def _wav_header(rate: int, data_len: int = 32_000) -> bytes:
-    fmt = struct.pack("<HHIIHH", 1, 1, rate, rate * 2, 2, 16)
-    return (
-        b"RIFF" + struct.pack("<I", 36 + data_len) + b"WAVE" + b"fmt " + struct.pack("<I", 16)
-        + fmt + b"data" + struct.pack("<I", data_len)
-    )  # fmt: skip
-
-
-def _nan_wav() -> bytes:
-    buffer = io.BytesIO()
-    samples = np.zeros(16_000, dtype=np.float32)
-    samples[100] = np.nan
-    sf.write(buffer, samples, 16_000, subtype="FLOAT", format="WAV")
-    return buffer.getvalue()
-
-
 WAV = common_pb2.AUDIO_ENCODING_WAV
 ONE_SECOND = audio.float_to_pcm16(np.zeros(16_000, np.float32))
 
@@ -184,10 +168,10 @@ ONE_SECOND = audio.float_to_pcm16(np.zeros(16_000, np.float32))
     [
         (lambda: _requests(b"", 10, encoding=WAV), "empty"),
         (lambda: _requests(b"ID3\x03 an mp3", 10, encoding=WAV), "not a WAV"),
-        (lambda: _requests(_wav_header(16_000)[:30], 10, encoding=WAV), "truncated or malformed"),
-        (lambda: _requests(_wav_header(4_000) + bytes(32_000), 999, encoding=WAV), "4000 Hz"),
-        (lambda: _requests(_wav_header(96_000) + bytes(32_000), 999, encoding=WAV), "96000 Hz"),
-        (lambda: _requests(_nan_wav(), 4_096, encoding=WAV), "NaN"),
+        (lambda: _requests(wav_header(16_000)[:30], 10, encoding=WAV), "truncated or malformed"),
+        (lambda: _requests(wav_header(4_000) + bytes(32_000), 999, encoding=WAV), "4000 Hz"),
+        (lambda: _requests(wav_header(96_000) + bytes(32_000), 999, encoding=WAV), "96000 Hz"),
+        (lambda: _requests(nan_wav(), 4_096, encoding=WAV), "NaN"),
         (
             lambda: _requests(audio.encode_wav(np.zeros(21 * 8_000), 8_000), 1 << 16, encoding=WAV),
             "limit is 20 s",
