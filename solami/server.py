@@ -28,7 +28,7 @@ from solami.interceptor import ServiceInterceptor
 from solami.logs import configure_logging, log_event
 from solami.metrics import ServiceMetrics
 from solami.registry import ServiceInfo
-from solami.settings import ServiceSettings
+from solami.settings import ServiceSettings, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -222,6 +222,16 @@ async def serve(host: ServiceHost) -> int:
     log_event(log, "shutting down", service=host.definition.info.name)
     await host.stop()
     return exit_code
+
+
+def serve_main(
+    definition: ServiceDefinition,
+    settings_class: type[ServiceSettings],
+    make_engine: Callable[[Any], Engine],
+) -> int:
+    """A service process's ``main``: settings from its env prefix, its engine, the runtime."""
+    settings = load_settings(settings_class, definition.info.env_prefix)
+    return run_service(definition, settings, make_engine(settings))
 
 
 def run_service(definition: ServiceDefinition, settings: ServiceSettings, engine: Engine) -> int:

@@ -17,6 +17,7 @@ from relay.quest.face import (
     face_npz_weights,
     load_livelink_csv,
 )
+from services.face.backends.unitalker_model import ETF_BLENDSHAPES
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "solami-data"
 needs_data = pytest.mark.skipif(
@@ -24,20 +25,8 @@ needs_data = pytest.mark.skipif(
 )
 WEIGHT = re.compile(r"^[01]\.\d{4}$")
 
-# Apple ARKit ARFaceAnchor.BlendShapeLocation raw values.
-ARKIT = {
-    "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight",
-    "cheekPuff", "cheekSquintLeft", "cheekSquintRight", "eyeBlinkLeft", "eyeBlinkRight",
-    "eyeLookDownLeft", "eyeLookDownRight", "eyeLookInLeft", "eyeLookInRight", "eyeLookOutLeft",
-    "eyeLookOutRight", "eyeLookUpLeft", "eyeLookUpRight", "eyeSquintLeft", "eyeSquintRight",
-    "eyeWideLeft", "eyeWideRight", "jawForward", "jawLeft", "jawOpen", "jawRight", "mouthClose",
-    "mouthDimpleLeft", "mouthDimpleRight", "mouthFrownLeft", "mouthFrownRight", "mouthFunnel",
-    "mouthLeft", "mouthLowerDownLeft", "mouthLowerDownRight", "mouthPressLeft",
-    "mouthPressRight", "mouthPucker", "mouthRight", "mouthRollLower", "mouthRollUpper",
-    "mouthShrugLower", "mouthShrugUpper", "mouthSmileLeft", "mouthSmileRight",
-    "mouthStretchLeft", "mouthStretchRight", "mouthUpperUpLeft", "mouthUpperUpRight",
-    "noseSneerLeft", "noseSneerRight", "tongueOut",
-}  # fmt: skip
+# Apple ARKit ARFaceAnchor.BlendShapeLocation raw values (as UniTalker's 3D-ETF head lists them).
+ARKIT = set(ETF_BLENDSHAPES)
 
 
 def test_fields_are_the_52_arkit_blendshapes():

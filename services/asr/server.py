@@ -5,8 +5,7 @@ from __future__ import annotations
 from services.asr.engine import AsrEngine
 from services.asr.servicer import AsrServicer
 from services.asr.settings import INFO, AsrSettings
-from solami.server import ServiceDefinition, run_service
-from solami.settings import load_settings
+from solami.server import ServiceDefinition, serve_main
 from solami.v1 import asr_pb2_grpc
 
 DEFINITION = ServiceDefinition(
@@ -17,8 +16,7 @@ DEFINITION = ServiceDefinition(
 
 
 def main() -> int:
-    settings = load_settings(AsrSettings, INFO.env_prefix)
-    return run_service(DEFINITION, settings, AsrEngine(settings))
+    return serve_main(DEFINITION, AsrSettings, AsrEngine)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,7 @@ from __future__ import annotations
 from services.face.engine import FaceEngine
 from services.face.servicer import FaceServicer
 from services.face.settings import INFO, FaceSettings
-from solami.server import ServiceDefinition, run_service
-from solami.settings import load_settings
+from solami.server import ServiceDefinition, serve_main
 from solami.v1 import face_pb2_grpc
 
 DEFINITION = ServiceDefinition(
@@ -17,8 +16,7 @@ DEFINITION = ServiceDefinition(
 
 
 def main() -> int:
-    settings = load_settings(FaceSettings, INFO.env_prefix)
-    return run_service(DEFINITION, settings, FaceEngine(settings))
+    return serve_main(DEFINITION, FaceSettings, FaceEngine)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,7 @@ from __future__ import annotations
 from services.llm.engine import LlmEngine
 from services.llm.servicer import LlmServicer
 from services.llm.settings import INFO, LlmSettings
-from solami.server import ServiceDefinition, run_service
-from solami.settings import load_settings
+from solami.server import ServiceDefinition, serve_main
 from solami.v1 import llm_pb2_grpc
 
 DEFINITION = ServiceDefinition(
@@ -17,8 +16,7 @@ DEFINITION = ServiceDefinition(
 
 
 def main() -> int:
-    settings = load_settings(LlmSettings, INFO.env_prefix)
-    return run_service(DEFINITION, settings, LlmEngine(settings))
+    return serve_main(DEFINITION, LlmSettings, LlmEngine)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,7 @@ from __future__ import annotations
 from services.motion.engine import MotionEngine
 from services.motion.servicer import MotionServicer
 from services.motion.settings import INFO, MotionSettings
-from solami.server import ServiceDefinition, run_service
-from solami.settings import load_settings
+from solami.server import ServiceDefinition, serve_main
 from solami.v1 import motion_pb2_grpc
 
 DEFINITION = ServiceDefinition(
@@ -17,8 +16,7 @@ DEFINITION = ServiceDefinition(
 
 
 def main() -> int:
-    settings = load_settings(MotionSettings, INFO.env_prefix)
-    return run_service(DEFINITION, settings, MotionEngine(settings))
+    return serve_main(DEFINITION, MotionSettings, MotionEngine)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,7 @@ from __future__ import annotations
 from services.tts.engine import TtsEngine
 from services.tts.servicer import TtsServicer
 from services.tts.settings import INFO, TtsSettings
-from solami.server import ServiceDefinition, run_service
-from solami.settings import load_settings
+from solami.server import ServiceDefinition, serve_main
 from solami.v1 import tts_pb2_grpc
 
 DEFINITION = ServiceDefinition(
@@ -17,8 +16,7 @@ DEFINITION = ServiceDefinition(
 
 
 def main() -> int:
-    settings = load_settings(TtsSettings, INFO.env_prefix)
-    return run_service(DEFINITION, settings, TtsEngine(settings))
+    return serve_main(DEFINITION, TtsSettings, TtsEngine)
 
 
 if __name__ == "__main__":
