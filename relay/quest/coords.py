@@ -33,9 +33,10 @@ from relay.quest.rotations import (
     rotation_x,
 )
 from relay.quest.skeleton import JOINT_NAMES, NUM_JOINTS, ROOT_JOINT, check_motion
+from services.motion.features import Z_UP_TO_Y_UP
 
 # Z-up ("Blender") SMPL-X world to Y-up: x' = -x, y' = z, z' = y. A half turn, its own inverse.
-ZUP_TO_YUP = np.array([[-1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+ZUP_TO_YUP = Z_UP_TO_Y_UP
 # The user rig's pelvis localRotation (X mirrored) to the Z-up global orientation.
 UNITY_PELVIS_TO_ZUP = rotation_x(90.0)
 

@@ -8,7 +8,6 @@ imports none of them itself.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import threading
 from collections.abc import Sequence
@@ -21,6 +20,7 @@ from services.face.settings import BACKENDS, FaceSettings
 from solami import audio
 from solami.engine import Engine
 from solami.errors import InvalidInput
+from solami.speech import Phoneme
 
 FPS = 30
 # Length of the synthetic warm-up clip, in seconds.
@@ -31,15 +31,6 @@ WARMUP_RATE_HZ = 16_000
 def frame_count(n_samples: int, rate_hz: int) -> int:
     """Frames that cover ``n_samples`` of audio: round(seconds x 30), halves rounded up."""
     return math.floor(n_samples * FPS / rate_hz + 0.5)
-
-
-@dataclasses.dataclass(frozen=True)
-class Phoneme:
-    """One phoneme of the speech, times relative to the turn start."""
-
-    symbol: str
-    start_s: float
-    end_s: float
 
 
 class BackendStream(Protocol):

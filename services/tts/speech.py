@@ -10,19 +10,12 @@ import dataclasses
 
 import numpy as np
 
+from solami.speech import Phoneme
+
 # SpeechTokenizer units per second of speech (the SOLAMI speech tokens).
 UNIT_RATE_HZ = 50
 # Sample rate of SpeechTokenizer's decoder, the native rate of Vocode.
 VOCODE_RATE_HZ = 16_000
-
-
-@dataclasses.dataclass(frozen=True)
-class Phoneme:
-    """One phoneme (IPA, as eSpeak NG writes it) or a pause (empty symbol)."""
-
-    symbol: str
-    start_s: float
-    end_s: float
 
 
 @dataclasses.dataclass(frozen=True)
