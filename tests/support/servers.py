@@ -50,10 +50,23 @@ class InProcessServer:
         self._thread.join(5)
 
 
+_ISSUED_PORTS: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback port that is free now and that no earlier call in this process has returned.
+
+    The kernel may hand the same port to two ``bind(0)`` calls once the first socket is closed,
+    so a test that takes several ports before starting its servers could give two of them the
+    same one.
+    """
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in _ISSUED_PORTS:
+            _ISSUED_PORTS.add(port)
+            return port
 
 
 def spawn(args: list[str], env: Mapping[str, str]) -> subprocess.Popen[str]:
