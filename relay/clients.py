@@ -26,7 +26,8 @@ class ServiceClients:
     tts: tts_pb2_grpc.TtsServiceStub
     motion: motion_pb2_grpc.MotionServiceStub
     face: face_pb2_grpc.FaceServiceStub
-    channels: tuple[grpc.aio.Channel, ...]
+    # Service name -> its channel.
+    channels: dict[str, grpc.aio.Channel]
 
     @classmethod
     def connect(cls) -> ServiceClients:
@@ -37,9 +38,17 @@ class ServiceClients:
             tts=tts_pb2_grpc.TtsServiceStub(channels["tts"]),
             motion=motion_pb2_grpc.MotionServiceStub(channels["motion"]),
             face=face_pb2_grpc.FaceServiceStub(channels["face"]),
-            channels=tuple(channels.values()),
+            channels=channels,
         )
 
+    def states(self) -> dict[str, str]:
+        """Each service channel's connectivity (READY, CONNECTING, TRANSIENT_FAILURE, IDLE);
+        an idle channel is asked to connect so the next look sees whether it can."""
+        return {
+            name: channel.get_state(try_to_connect=True).name
+            for name, channel in self.channels.items()
+        }
+
     async def close(self) -> None:
-        for channel in self.channels:
+        for channel in self.channels.values():
             await channel.close()

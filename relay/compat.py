@@ -46,8 +46,11 @@ def create_app(relay: Relay) -> FastAPI:
     async def healthz() -> JSONResponse:
         redis_ok = await relay.redis_ok()
         ok = relay.ready and redis_ok
+        # A service that is down does not make the relay unhealthy (its turns get an apology),
+        # but its channel state is shown.
         body = {"status": "ok" if ok else "unavailable", "redis": redis_ok,
-                "headsets": [link.config.name for link in relay.links]}  # fmt: skip
+                "headsets": [link.config.name for link in relay.links],
+                "services": relay.clients.states()}  # fmt: skip
         return JSONResponse(body, status_code=200 if ok else 503)
 
     @app.post("/create_session/")

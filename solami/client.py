@@ -13,6 +13,10 @@ CLIENT_OPTIONS = [
     ("grpc.max_receive_message_length", CLIENT_MAX_MESSAGE_MB * 1024 * 1024),
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_timeout_ms", 10_000),
+    # A restarted service is reached again within about two seconds (gRPC's default backoff
+    # grows to two minutes, and calls fail fast meanwhile).
+    ("grpc.initial_reconnect_backoff_ms", 250),
+    ("grpc.max_reconnect_backoff_ms", 2_000),
 ]
 
 UNREACHABLE = "UNREACHABLE"

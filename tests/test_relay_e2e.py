@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import json
+import signal
 import time
 import urllib.request
 from pathlib import Path
@@ -163,15 +165,33 @@ def test_unknown_char_id_and_broken_stream_entries_are_skipped(stack, tmp_path):
 
 
 def test_a_service_dying_mid_turn_gives_an_apology_and_recovery(stack, tmp_path):
-    stack.stop("tts")
-    try:
-        timeline = _talk(stack, tmp_path / "down", "Smplx", timeout_s=30)
-        assert timeline["reply_wavs"] == 1  # the apology (a chime when no voice is reachable)
-    finally:
-        stack.start("tts")
-        stack.wait_ready(["tts"])
+    """tts is killed (SIGKILL) while the turn runs: once the LLM is generating the reply, before
+    any of it has been spoken. The headset still gets an answer (the apology), the relay keeps
+    running, and the next turn works once tts is back."""
+    before = stack.metric('solami_relay_errors_total{kind="tts"}')
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        turn = pool.submit(_talk, stack, tmp_path / "down", "Smplx", timeout_s=60)
+        try:
+            _wait_until(lambda: stack.service_metric("llm", "solami_llm_inflight_requests"
+                                                     '{method="Generate"}') >= 1, turn)  # fmt: skip
+            stack.stop("tts", signal.SIGKILL)
+            timeline = turn.result(90)
+        finally:
+            stack.start("tts")
+    assert timeline["reply_wavs"] >= 1  # the apology (a chime when no voice is reachable)
+    assert stack.metric('solami_relay_errors_total{kind="tts"}') >= before + 1
+    stack.wait_ready(["tts", "relay"])
+    stack.wait_relay_connected(["tts"])
     timeline = _talk(stack, tmp_path / "up", "Smplx")
     assert timeline["reply_wavs"] >= 1
+
+
+def _wait_until(condition, turn: concurrent.futures.Future, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert not turn.done(), f"the turn ended before the condition held: {turn.result()}"
+        assert time.monotonic() < deadline, "the condition never held"
+        time.sleep(0.01)
 
 
 def test_two_headsets_at_once_keep_their_data_apart(stack, tmp_path):

@@ -5,6 +5,7 @@ Parts can be stopped and started again (to test failures) without touching the o
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -83,6 +84,18 @@ class Stack:
             time.sleep(0.2)
         raise AssertionError(f"relay not healthy; log: {(self.logs / 'relay.log').read_text()}")
 
+    def wait_relay_connected(self, names: list[str], timeout_s: float = 30) -> None:
+        """Waits until the relay's channels to ``names`` are READY (after a service restart)."""
+        deadline = time.monotonic() + timeout_s
+        states: dict[str, str] = {}
+        while time.monotonic() < deadline:
+            with urllib.request.urlopen(self.http_url + "/healthz", timeout=5) as reply:
+                states = json.loads(reply.read())["services"]
+            if all(states[name] == "READY" for name in names):
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"the relay's channels did not reconnect: {states}")
+
     def stop(self, name: str, sig: int = signal.SIGTERM) -> None:
         process = self.processes.pop(name, None)
         if process is None:
@@ -104,7 +117,18 @@ class Stack:
             return reply.read().decode()
 
     def metric(self, name: str) -> float:
-        for line in self.metrics().splitlines():
-            if line.startswith(name + " ") or line.startswith(name + "{"):
-                return float(line.rsplit(" ", 1)[1])
-        return 0.0
+        """A sample of the relay's metrics (0 when absent)."""
+        return _sample(self.metrics(), name)
+
+    def service_metric(self, service: str, name: str) -> float:
+        """A sample of one service's metrics (0 when absent)."""
+        port = self.env[SERVICES[service].env_prefix + "METRICS_PORT"]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+            return _sample(reply.read().decode(), name)
+
+
+def _sample(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
