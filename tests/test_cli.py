@@ -37,6 +37,7 @@ def test_up_status_and_clean_stop(tmp_path):
     asr_port = free_port()
     env = {
         "SOLAMI_REDIS_URL": redis_url,
+        "SOLAMI_RELAY_HOST": "127.0.0.1",
         "SOLAMI_ASR_CACHE_DIR": str(tmp_path),
         "SOLAMI_RELAY_PORT": str(free_port()),
         "SOLAMI_RELAY_HTTP_PORT": str(free_port()),
@@ -46,16 +47,18 @@ def test_up_status_and_clean_stop(tmp_path):
         env[f"{info.env_prefix}METRICS_PORT"] = str(free_port())
     for info in SERVICES.values():
         env[f"{info.env_prefix}PORT"] = str(free_port())
+        env[f"{info.env_prefix}HOST"] = "127.0.0.1"
     env["SOLAMI_ASR_PORT"] = str(asr_port)
     parts = [info.name for info in (*SERVICES.values(), RELAY) if info.is_available()]
     assert not redis_reachable(redis_url)
-    up = spawn(["-m", "solami", "up", "--timeout", "180"], env)
+    up_log = tmp_path / "up.log"
+    up = spawn(["-m", "solami", "up", "--timeout", "180"], env, stderr_path=up_log)
     try:
         lines = []
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             line = up.stdout.readline()
-            assert line, f"solami up ended early: {''.join(lines)} {up.stderr.read()}"
+            assert line, f"solami up ended early: {''.join(lines)} {up_log.read_text()}"
             lines.append(line)
             if line.startswith("Ctrl-C stops everything"):
                 break
@@ -66,8 +69,8 @@ def test_up_status_and_clean_stop(tmp_path):
         children = _children(up.pid)
         assert len(children) == len(parts) + 1  # redis-server + every part
 
-        status = spawn(["-m", "solami", "status"], env)
-        out, err = status.communicate(timeout=30)
+        status = spawn(["-m", "solami", "status", "--timeout", "10"], env)
+        out, err = status.communicate(timeout=120)
         assert status.returncode == 0, out + err
         rows = {line.split()[0]: line.split()[-1] for line in out.splitlines()}
         assert rows == dict.fromkeys(["redis", *parts], "SERVING")

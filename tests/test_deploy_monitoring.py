@@ -289,7 +289,9 @@ def services(tmp_path_factory) -> Iterator[dict[str, tuple[str, int]]]:
                 f"{info.env_prefix}HOST": "127.0.0.1",
                 "SOLAMI_ASR_CACHE_DIR": str(cache),
             }
-            processes.append(spawn(["-m", "solami", "serve", part], env))
+            processes.append(
+                spawn(["-m", "solami", "serve", part], env, stderr_path=cache / f"{part}.log")
+            )
             running[part] = (f"127.0.0.1:{port}", metrics_port)
         for part, (address, _) in running.items():
             wait_for_health(address, SERVICES[part].full_name, "SERVING", timeout_s=180)
@@ -348,7 +350,7 @@ class Prometheus:
         if binary is None:
             pytest.skip("prometheus is not installed (apt-get install prometheus)")
         config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
-        config["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")
+        config["global"].update(scrape_interval="2s", scrape_timeout="2s", evaluation_interval="1s")
         config["scrape_configs"] = [
             {**job, "static_configs": [{"targets": [f"127.0.0.1:{running[job['job_name']][1]}"]}]}
             for job in config["scrape_configs"]

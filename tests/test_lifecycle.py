@@ -5,13 +5,14 @@ from __future__ import annotations
 import signal
 import threading
 import time
+import urllib.request
 
 import grpc
 import numpy as np
 import pytest
 
 from solami import audio
-from solami.client import sync_channel
+from solami.client import check_health, sync_channel
 from solami.v1 import asr_pb2, asr_pb2_grpc, common_pb2
 from tests.support.servers import free_port, spawn, wait_for_health
 
@@ -32,13 +33,13 @@ def _audio_stream(seconds: float = 1.0):
 
 
 def test_sigterm_drains_inflight_stream_then_exits_zero():
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     process = spawn(
         ["-m", "tests.support.fake_asr_service"],
         {
             "SOLAMI_ASR_PORT": str(port),
             "SOLAMI_ASR_HOST": "127.0.0.1",
-            "SOLAMI_ASR_METRICS_PORT": "-1",
+            "SOLAMI_ASR_METRICS_PORT": str(metrics_port),
             "SOLAMI_ASR_VAD": "false",
             "SOLAMI_ASR_GRACE_S": "10",
             "SOLAMI_FAKE_DELAY_S": "2.0",
@@ -59,10 +60,11 @@ def test_sigterm_drains_inflight_stream_then_exits_zero():
 
         inflight = threading.Thread(target=call)
         inflight.start()
-        time.sleep(0.7)  # the call is inside its 2 s transcription now
+        # The call is inside its 2 s transcription once the server counts it in flight.
+        _wait_for(lambda: _inflight(metrics_port, "StreamTranscribe") >= 1)
         signal_sent = time.monotonic()
         process.send_signal(signal.SIGTERM)
-        time.sleep(0.3)
+        _wait_for(lambda: check_health(address, FULL_NAME, 0.5) != "SERVING")
 
         with sync_channel(address) as channel, pytest.raises(grpc.RpcError) as refused:
             asr_pb2_grpc.AsrServiceStub(channel).Transcribe(
@@ -83,6 +85,22 @@ def test_sigterm_drains_inflight_stream_then_exits_zero():
         if process.poll() is None:
             process.kill()
         process.communicate(timeout=5)
+
+
+def _inflight(metrics_port: int, method: str) -> float:
+    url = f"http://127.0.0.1:{metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as reply:
+        for line in reply.read().decode().splitlines():
+            if line.startswith(f'solami_asr_inflight_requests{{method="{method}"}} '):
+                return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def _wait_for(condition, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        time.sleep(0.02)
 
 
 @pytest.mark.parametrize(

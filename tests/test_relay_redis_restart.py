@@ -42,9 +42,12 @@ def test_relay_reconnects_after_a_redis_restart(tmp_path):
         _wait_for_frames(url)
         server.terminate()
         server.wait(10)
-        time.sleep(2.0)
+        deadline = time.monotonic() + 20
+        while stack.metric("solami_relay_redis_up") != 0.0:
+            assert time.monotonic() < deadline, "the relay never noticed Redis going away"
+            time.sleep(0.1)
+        time.sleep(1.0)  # a few more publish ticks without Redis
         assert stack.processes["relay"].poll() is None, "the relay must survive Redis going away"
-        assert stack.metric("solami_relay_redis_up") == 0.0
         server = start_local_redis(url)
         _wait_for_frames(url)
         assert stack.metric("solami_relay_redis_up") == 1.0

@@ -67,15 +67,15 @@ def test_unity_characters_map_to_model_characters():
 def test_sessions_persist_and_expire(redis_url):
     async def scenario() -> None:
         client = aioredis.Redis.from_url(redis_url, db=3)
-        store = SessionStore(client, idle_s=1)
+        store = SessionStore(client, idle_s=3)
         session = await store.create("Batman", "llm+speech")
         session.add(Message("user", "hi"), Message("character", "I am Batman."))
         await store.save(session)
         await store.set_current("main", session)
-        again = await SessionStore(client, idle_s=1).current("main")
+        again = await SessionStore(client, idle_s=3).current("main")
         assert again is not None and again.character == "Batman"
         assert [m.text for m in again.history] == ["hi", "I am Batman."]
-        await asyncio.sleep(1.6)
+        await asyncio.sleep(3.6)
         assert await store.get(session.session_id) is None
         await client.aclose()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import subprocess
@@ -69,17 +70,23 @@ def free_port() -> int:
             return port
 
 
-def spawn(args: list[str], env: Mapping[str, str]) -> subprocess.Popen[str]:
-    """Starts ``python args...`` from the repository root with extra environment."""
+def spawn(
+    args: list[str], env: Mapping[str, str], stderr_path: Path | None = None
+) -> subprocess.Popen[str]:
+    """Starts ``python args...`` from the repository root with extra environment.
+
+    stdout is a pipe; stderr too unless ``stderr_path`` is given, which a long-lived process
+    whose stderr nobody reads should use (a full pipe would block its logging).
+    """
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
-    return subprocess.Popen(
-        [sys.executable, *args],
-        cwd=ROOT,
-        env=full_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    with contextlib.ExitStack() as files:
+        stderr = subprocess.PIPE
+        if stderr_path is not None:
+            stderr = files.enter_context(open(stderr_path, "ab"))  # noqa: SIM115 (child keeps it)
+        return subprocess.Popen(
+            [sys.executable, *args], cwd=ROOT, env=full_env,
+            stdout=subprocess.PIPE, stderr=stderr, text=True,
+        )  # fmt: skip
 
 
 def wait_for_health(address: str, service: str, want: str, timeout_s: float = 60.0) -> None:

@@ -32,6 +32,7 @@ class Stack:
             "SOLAMI_RELAY_HTTP_PORT": str(free_port()),
             "SOLAMI_RELAY_METRICS_PORT": str(free_port()),
             "SOLAMI_RELAY_SESSION_IDLE_S": "600",
+            "SOLAMI_RELAY_HOST": "127.0.0.1",
             **extra_env,
         }
         if headsets:
