@@ -82,7 +82,7 @@ def spawn(
     with contextlib.ExitStack() as files:
         stderr = subprocess.PIPE
         if stderr_path is not None:
-            stderr = files.enter_context(open(stderr_path, "ab"))  # noqa: SIM115 (child keeps it)
+            stderr = files.enter_context(open(stderr_path, "ab"))  # the child keeps its own copy
         return subprocess.Popen(
             [sys.executable, *args], cwd=ROOT, env=full_env,
             stdout=subprocess.PIPE, stderr=stderr, text=True,
