@@ -18,7 +18,7 @@ from solami import audio
 from solami.client import sync_channel
 from solami.v1 import asr_pb2, asr_pb2_grpc, common_pb2
 from tests.support.bad_audio import nan_wav, wav_header
-from tests.support.servers import InProcessServer
+from tests.support.servers import InProcessServer, finish
 from tests.support.speech import headset_clip, word_error_rate
 
 SENTENCES = (
@@ -218,7 +218,7 @@ def test_cli_transcribe_and_bad_file(server, tmp_path):
     bad.write_bytes(b"definitely not audio")
     env = {"SOLAMI_ASR_ADDR": server.address}
     process = spawn(["-m", "solami", "call", "asr", "transcribe", str(good)], env)
-    out, err = process.communicate(timeout=60)
+    out, err = finish(process, 120)
     assert process.returncode == 0, err
     import json
 
@@ -226,6 +226,6 @@ def test_cli_transcribe_and_bad_file(server, tmp_path):
     assert set(result) >= {"text", "language", "segments", "duration_s"}
     assert word_error_rate(SENTENCES[0], result["text"]) <= 0.25
     process = spawn(["-m", "solami", "call", "asr", "tokenize", str(bad)], env)
-    out, err = process.communicate(timeout=60)
+    out, err = finish(process, 120)
     assert process.returncode == 1
     assert "INVALID_ARGUMENT" in err and "not a WAV" in err

@@ -11,7 +11,7 @@ import pytest
 
 from solami.redis_local import redis_reachable
 from solami.registry import RELAY, SERVICES
-from tests.support.servers import free_port, spawn
+from tests.support.servers import finish, free_port, spawn
 
 pytestmark = pytest.mark.e2e
 
@@ -70,7 +70,7 @@ def test_up_status_and_clean_stop(tmp_path):
         assert len(children) == len(parts) + 1  # redis-server + every part
 
         status = spawn(["-m", "solami", "status", "--timeout", "10"], env)
-        out, err = status.communicate(timeout=120)
+        out, err = finish(status, 120)
         assert status.returncode == 0, out + err
         rows = {line.split()[0]: line.split()[-1] for line in out.splitlines()}
         assert rows == dict.fromkeys(["redis", *parts], "SERVING")
@@ -83,7 +83,7 @@ def test_up_status_and_clean_stop(tmp_path):
         assert not redis_reachable(redis_url)
 
         status = spawn(["-m", "solami", "status"], env)
-        out, _ = status.communicate(timeout=30)
+        out, _ = finish(status, 30)
         assert status.returncode == 1
         assert "UNREACHABLE" in out
     finally:

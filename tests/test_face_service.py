@@ -24,7 +24,7 @@ from solami.client import sync_channel
 from solami.v1 import common_pb2, face_pb2, face_pb2_grpc
 from tests.support.bad_audio import nan_wav, wav_header
 from tests.support.face_speech import espeak_with_phonemes
-from tests.support.servers import InProcessServer, spawn
+from tests.support.servers import InProcessServer, finish, spawn
 from tests.support.speech import ESPEAK_RATE_HZ, espeak
 
 TINY_ENCODER = EncoderConfig(
@@ -207,7 +207,7 @@ def test_cli_animate_writes_the_original_npz_layout(server, tmp_path):
     out = tmp_path / "face.npz"
     env = {"SOLAMI_FACE_ADDR": server.address}
     process = spawn(["-m", "solami", "call", "face", "animate", str(wav), "--out", str(out)], env)
-    stdout, stderr = process.communicate(timeout=60)
+    stdout, stderr = finish(process, 120)
     assert process.returncode == 0, stderr
     result = json.loads(stdout)
     assert result["fps"] == 30 and result["backend"] == "viseme"
@@ -216,6 +216,6 @@ def test_cli_animate_writes_the_original_npz_layout(server, tmp_path):
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"definitely not audio")
     process = spawn(["-m", "solami", "call", "face", "animate", str(bad)], env)
-    _, stderr = process.communicate(timeout=60)
+    _, stderr = finish(process, 120)
     assert process.returncode == 1
     assert "INVALID_ARGUMENT" in stderr and "not a WAV" in stderr

@@ -14,7 +14,7 @@ import pytest
 from solami import audio
 from solami.client import check_health, sync_channel
 from solami.v1 import asr_pb2, asr_pb2_grpc, common_pb2
-from tests.support.servers import free_port, spawn, wait_for_health
+from tests.support.servers import finish, free_port, spawn, wait_for_health
 
 pytestmark = pytest.mark.e2e
 
@@ -84,7 +84,7 @@ def test_sigterm_drains_inflight_stream_then_exits_zero():
     finally:
         if process.poll() is None:
             process.kill()
-        process.communicate(timeout=5)
+        finish(process, 5)
 
 
 def _inflight(metrics_port: int, method: str) -> float:
@@ -114,6 +114,6 @@ def _wait_for(condition, timeout_s: float = 20.0) -> None:
 )
 def test_bad_setting_fails_at_start_naming_the_variable(variable, value, message):
     process = spawn(["-m", "solami", "serve", "asr"], {variable: value})
-    _stdout, stderr = process.communicate(timeout=60)
+    _stdout, stderr = finish(process, 120)
     assert process.returncode == 2
     assert message in stderr

@@ -25,7 +25,7 @@ from tests.support.motion_models import (
     smplx_ai,
     write_tiny_checkpoint,
 )
-from tests.support.servers import InProcessServer, free_port, spawn, wait_for_health
+from tests.support.servers import InProcessServer, finish, free_port, spawn, wait_for_health
 
 MAX_CLIP_S = 20.0
 MAX_TOKENS = 64
@@ -272,14 +272,14 @@ def test_cli_text2motion_encode_decode(server, tmp_path):
         ["-m", "solami", "call", "motion", "text2motion", "wave hello", "--seconds", "3",
          "--out", str(out)], env,
     )  # fmt: skip
-    stdout, stderr = process.communicate(timeout=60)
+    stdout, stderr = finish(process, 120)
     assert process.returncode == 0, stderr
     result = json.loads(stdout)
     assert result["frames"] == 90 and result["fps"] == 30 and result["source"] == "wave"
     with np.load(out) as data:
         assert data["poses"].shape == (90, 165) and data["trans"].shape == (90, 3)
     process = spawn(["-m", "solami", "call", "motion", "encode", str(SMPLX_AI)], env)
-    stdout, stderr = process.communicate(timeout=60)
+    stdout, stderr = finish(process, 120)
     assert process.returncode == 0, stderr
     encoded = json.loads(stdout)
     assert len(encoded["body_ids"]) == 59 and 0 <= encoded["trans_id"] < 256
@@ -290,13 +290,13 @@ def test_cli_text2motion_encode_decode(server, tmp_path):
         ["-m", "solami", "call", "motion", "decode", "--body", body, "--hand", hand, "--out",
          str(out)], env,
     )  # fmt: skip
-    stdout, stderr = process.communicate(timeout=60)
+    stdout, stderr = finish(process, 120)
     assert process.returncode == 0, stderr
     assert json.loads(stdout)["frames"] == 12
     process = spawn(
         ["-m", "solami", "call", "motion", "decode", "--body", "1,999", "--hand", "1,2"], env
     )
-    _, stderr = process.communicate(timeout=60)
+    _, stderr = finish(process, 120)
     assert process.returncode == 1 and "INVALID_ARGUMENT" in stderr and "out of range" in stderr
 
 
@@ -315,5 +315,5 @@ def test_solami_serve_motion_process(tmp_path):
         assert events[0].header.source == "shrug" and events[-1].end.total_frames == 30
     finally:
         process.send_signal(signal.SIGTERM)
-        process.communicate(timeout=60)
+        finish(process, 120)
     assert process.returncode == 0

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from solami import audio
-from tests.support.servers import free_port, spawn, wait_for_health
+from tests.support.servers import finish, free_port, spawn, wait_for_health
 from tests.support.tts_models import save_tiny_vocode_models
 
 pytestmark = pytest.mark.e2e
@@ -41,7 +41,7 @@ def service(tmp_path_factory):
 
 def _call(address: str, *args: str) -> dict:
     reply = spawn(["-m", "solami", "call", "tts", *args], {"SOLAMI_TTS_ADDR": address})
-    stdout, stderr = reply.communicate(timeout=60)
+    stdout, stderr = finish(reply, 120)
     assert reply.returncode == 0, stderr
     return json.loads(stdout)
 
@@ -77,6 +77,6 @@ def test_bad_input_is_reported_with_its_status(service, tmp_path):
          "--out", str(tmp_path / "x.wav"), "Hi."],
         {"SOLAMI_TTS_ADDR": service},
     )  # fmt: skip
-    _, stderr = reply.communicate(timeout=60)
+    _, stderr = finish(reply, 120)
     assert reply.returncode == 1
     assert "INVALID_ARGUMENT" in stderr and "unknown character 'Joker'" in stderr

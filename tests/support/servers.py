@@ -89,6 +89,17 @@ def spawn(
         )  # fmt: skip
 
 
+def finish(process: subprocess.Popen[str], timeout_s: float = 120) -> tuple[str, str]:
+    """``process.communicate()``; a process still running after ``timeout_s`` is killed (so a
+    failing test leaves nothing behind) and the timeout raised."""
+    try:
+        return process.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise
+
+
 def wait_for_health(address: str, service: str, want: str, timeout_s: float = 60.0) -> None:
     deadline = time.monotonic() + timeout_s
     status = ""
