@@ -1,7 +1,8 @@
 """Coqui XTTS-v2 (``coqui-tts``): streaming voice cloning from each character's reference clip.
 
 GPU image only: ``coqui-tts`` imports torchaudio, which PyPI offers only with CUDA torch, so
-this backend cannot be imported in the CPU environment and has no test here. The model
+this backend cannot be imported in the CPU environment; ``tests/xtts`` runs it where coqui-tts
+is installed, on a tiny XTTS-v2 with random weights saved in the released layout. The model
 directory is the released XTTS-v2 layout (``config.json``, ``model.pth``, ``vocab.json``,
 ``speakers_xtts.pth``), read from a path (a PVC in Kubernetes), never from a hub.
 
@@ -23,13 +24,16 @@ import numpy as np
 from services.tts.backends.espeak import EspeakBackend
 from services.tts.speech import Rendered
 from services.tts.voices import Voice
-from solami.errors import EngineUnavailable
+from solami import audio
+from solami.errors import EngineUnavailable, InvalidInput
 
 # XTTS output rate in Hz (config.audio.output_sample_rate of the released model).
 OUTPUT_RATE_HZ = 24_000
 # GPT tokens per streamed audio chunk (about 0.2 s of speech each at 21.5 tokens/s).
 STREAM_CHUNK_TOKENS = 20
 LANGUAGE = "en"
+# Longest reference clip file read, in seconds (XTTS uses its first ``max_ref_len`` seconds).
+MAX_REFERENCE_FILE_S = 120
 # Built-in XTTS-v2 speakers for characters without a reference clip, by voice preset.
 BUILT_IN_SPEAKERS = {
     "neutral": "Andrew Chipper",
@@ -54,6 +58,7 @@ class XttsBackend:
         self._prompt_dir = voice_prompt_dir
         self._device = device
         self._model = None
+        self._config = None
         self._latents: dict[str, tuple[object, object]] = {}
         self._lock = threading.Lock()
         self._timer = EspeakBackend()
@@ -75,6 +80,7 @@ class XttsBackend:
         model = Xtts.init_from_config(config)
         model.load_checkpoint(config, checkpoint_dir=str(self._model_dir), eval=True)
         self._model = model.to(self._device)
+        self._config = config
         self.sample_rate_hz = int(config.audio.output_sample_rate)
         self._timer.load()
 
@@ -85,7 +91,7 @@ class XttsBackend:
             return self._latents[key]
         clip = self._prompt_dir / f"{character}.wav" if self._prompt_dir and character else None
         if clip is not None and clip.is_file():
-            latents = self._model.get_conditioning_latents(audio_path=[str(clip)])
+            latents = self._clip_latents(clip)
         else:
             speakers = getattr(self._model.speaker_manager, "speakers", None) or {}
             speaker = speakers.get(BUILT_IN_SPEAKERS.get(voice.name, ""))
@@ -98,6 +104,24 @@ class XttsBackend:
             latents = (gpt_latent, speaker_embedding)
         self._latents[key] = latents
         return latents
+
+    def _clip_latents(self, clip: Path) -> tuple[object, object]:
+        """Conditioning from a reference clip, as ``Xtts.get_conditioning_latents`` computes it
+        but decoded by us (any WAV the stack accepts; no torchaudio/FFmpeg file loading)."""
+        import torch
+
+        try:
+            samples, rate = audio.decode_wav(clip.read_bytes(), MAX_REFERENCE_FILE_S)
+        except InvalidInput as exc:
+            raise EngineUnavailable(f"voice prompt {clip.name}: {exc}") from None
+        config = self._config
+        samples = samples[: int(rate * config.max_ref_len)]
+        wav = torch.from_numpy(np.clip(samples, -1.0, 1.0))[None, :].to(self._device)
+        speaker_embedding = self._model.get_speaker_embedding(wav, rate)
+        gpt_latent = self._model.get_gpt_cond_latents(
+            wav, rate, length=config.gpt_cond_len, chunk_length=config.gpt_cond_chunk_len
+        )
+        return gpt_latent, speaker_embedding
 
     def synthesize(
         self, text: str, voice: Voice, character: str, cancel: threading.Event
