@@ -66,7 +66,7 @@ def save_tiny_xtts(directory: Path, speakers: tuple[str, ...] = ("Damien Black",
     )
     config.save_json(str(directory / "config.json"))
     torch.manual_seed(0)
-    model = Xtts.init_from_config(config)
+    model = Xtts(config)
     model.tokenizer = VoiceBpeTokenizer(vocab_file=directory / "vocab.json")
     model.init_models()
     with torch.no_grad():

@@ -77,7 +77,7 @@ class XttsBackend:
             raise EngineUnavailable(f"XTTS config missing: {config_path}")
         config = XttsConfig()
         config.load_json(str(config_path))
-        model = Xtts.init_from_config(config)
+        model = Xtts(config)
         model.load_checkpoint(config, checkpoint_dir=str(self._model_dir), eval=True)
         self._model = model.to(self._device)
         self._config = config
