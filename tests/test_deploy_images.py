@@ -276,6 +276,13 @@ def test_gpu_image_has_cuda_vllm_and_the_gpu_backends():
     for name in ("vllm", "coqui-tts", "openai-whisper"):
         assert _pin(gpu_extra, name) in build
     assert "speechtokenizer==" in build and "/opt/vllm" in build and "/opt/solami" in build
+    # The speech environment's torch is overridden to the one torchaudio is built for.
+    assert "--override /tmp/gpu-overrides.txt" in build
+    overrides = (DOCKER / "gpu-overrides.txt").read_text().splitlines()
+    pins = dict(line.split("==") for line in overrides if line and not line.startswith("#"))
+    assert pins["torch"].rsplit(".", 1)[0] == pins["torchaudio"].rsplit(".", 1)[0]
+    assert f"torchaudio=={pins['torchaudio']}" in build
+    assert f"torchcodec=={pins['torchcodec']}" in build
     tools = _pin(project["project"]["optional-dependencies"]["dev"], "grpcio-tools")
     assert tools in _run_text(_stage("gpu", "protos"))
     copied = {dest for _, _, dest in _copies(runtime)}
