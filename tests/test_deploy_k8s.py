@@ -60,6 +60,7 @@ MODELS_LAYOUT = (
     "xtts/config.json",
     "xtts/model.pth",
     "xtts/vocab.json",
+    "xtts/speakers_xtts.pth",
     "voices/Samantha.wav",
     "unitalker/unitalker.pt",
     "motion/body.pth",
