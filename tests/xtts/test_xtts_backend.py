@@ -6,6 +6,7 @@ this module is skipped. Runs on CUDA where there is one."""
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -110,26 +111,31 @@ def test_cancel_stops_the_stream(backend):
     assert produced == 1
 
 
-def test_a_broken_checkpoint_is_refused(model_dir, tmp_path):
-    broken = tmp_path / "broken"
-    broken.mkdir()
+def _model_copy(model_dir: Path, directory: Path, edit) -> Path:
+    """A copy of the model directory whose ``model.pth`` state dict went through ``edit``."""
+    directory.mkdir()
     for name in ("config.json", "vocab.json", "speakers_xtts.pth"):
-        (broken / name).write_bytes((model_dir / name).read_bytes())
+        (directory / name).write_bytes((model_dir / name).read_bytes())
     state = torch.load(model_dir / "model.pth", weights_only=True)["model"]
-    state.pop(next(key for key in state if key.startswith("hifigan_decoder.")))
-    torch.save({"model": state}, broken / "model.pth")
+    torch.save({"model": edit(state)}, directory / "model.pth")
+    return directory
+
+
+def test_a_broken_checkpoint_is_refused(model_dir, tmp_path):
+    def drop_a_decoder_weight(state: dict) -> dict:
+        state.pop(next(key for key in state if key.startswith("hifigan_decoder.")))
+        return state
+
+    broken = _model_copy(model_dir, tmp_path / "broken", drop_a_decoder_weight)
     with pytest.raises(RuntimeError, match="Missing key"):
         XttsBackend(broken, None, DEVICE).load()
 
 
 def test_trainer_checkpoints_load_too(model_dir, tmp_path):
     """coqui's trainer saves the model under ``xtts.``; the loader strips it."""
-    renamed = tmp_path / "trainer"
-    renamed.mkdir()
-    for name in ("config.json", "vocab.json", "speakers_xtts.pth"):
-        (renamed / name).write_bytes((model_dir / name).read_bytes())
-    state = torch.load(model_dir / "model.pth", weights_only=True)["model"]
-    torch.save({"model": {f"xtts.{k}": v for k, v in state.items()}}, renamed / "model.pth")
+    renamed = _model_copy(
+        model_dir, tmp_path / "trainer", lambda state: {f"xtts.{k}": v for k, v in state.items()}
+    )
     loaded = XttsBackend(renamed, None, DEVICE)
     loaded.load()
     assert sum(p.samples.size for p in _speak(loaded, "Batman", "deep")) > 0
