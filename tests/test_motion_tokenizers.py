@@ -4,6 +4,7 @@ through the real loader; streaming decode; training on the motion library."""
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -21,7 +22,8 @@ from services.motion.checkpoints import (
 from services.motion.codec import MotionCodec
 from services.motion.library import MotionLibrary
 from services.motion.skeleton import BUILT_IN
-from services.motion.train import TrainOptions, train
+from services.motion.train import TrainOptions, load_clips, train
+from services.motion.train import main as train_main
 from services.motion.vqvae import BODY, HAND, VQVae
 from solami.errors import EngineUnavailable
 from tests.support.motion_models import (
@@ -164,3 +166,31 @@ def test_training_loss_goes_down_and_resumes(tmp_path):
     assert tokenizers.body.config == TINY_BODY
     resumed = train(dataclasses.replace(options, steps=60, resume=True))
     assert resumed.steps == 60 and len(resumed.losses) == 10
+
+
+def test_clips_at_other_frame_rates_are_resampled_to_30_fps(tmp_path):
+    wave = MotionLibrary.load().clips["wave"].motion
+    fast = features.resample(wave, features.FPS, 120)  # as an AMASS capture would be
+    assert fast.n_frames == (wave.n_frames - 1) * 4 + 1
+    np.savez(tmp_path / "amass.npz", poses=fast.poses, trans=fast.trans, mocap_frame_rate=120.0)
+    np.savez(tmp_path / "native.npz", poses=wave.poses, trans=wave.trans)
+    np.savez(tmp_path / "broken.npz", poses=wave.poses, trans=wave.trans, fps=0.0)
+    amass, native = load_clips(tmp_path, z_up=False, min_frames=2)
+    for clip in (amass, native):
+        assert clip.n_frames == wave.n_frames
+        angle = features.rotations.geodesic_angle(clip.rotations(), wave.rotations())
+        assert angle.max() < 1e-6
+        assert np.abs(clip.trans - wave.trans).max() < 1e-9
+
+
+def test_motion_train_command_prints_its_summary(tmp_path, capsys):
+    data = tmp_path / "clips"
+    MotionLibrary.load().export(data)
+    code = train_main([str(data), "--out", str(tmp_path / "out"), "--steps", "3",
+                       "--batch-size", "4", "--window", "16", "--width", "16",
+                       "--code-dim", "16", "--depth", "1", "--save-every", "3"])  # fmt: skip
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["steps"] == 3 and summary["mpjpe_mm"] > 0
+    assert (tmp_path / "out" / "body.pth").is_file()
+    assert train_main([str(tmp_path / "empty"), "--out", str(tmp_path / "x")]) == 2

@@ -66,6 +66,31 @@ class Motion:
         return skeleton.forward(self.rotations(), self.trans)
 
 
+def blend_frames(
+    quats: np.ndarray, trans: np.ndarray, i0: np.ndarray, i1: np.ndarray, frac: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Frames ``frac`` of the way from frames ``i0`` to ``i1``: per-joint slerp of ``quats``
+    (T, J, 4) and linear ``trans`` (T, 3)."""
+    q = rotations.slerp(quats[i0], quats[i1], np.repeat(frac[:, None], quats.shape[1], 1))
+    return q, trans[i0] + frac[:, None] * (trans[i1] - trans[i0])
+
+
+def resample(motion: Motion, rate_hz: float, target_hz: float = FPS) -> Motion:
+    """``motion`` recorded at ``rate_hz`` as frames at ``target_hz`` over the same time."""
+    if not rate_hz > 0:
+        raise ValueError(f"frame rate must be positive, got {rate_hz}")
+    if abs(rate_hz - target_hz) < 1e-6:
+        return motion
+    n = motion.n_frames
+    count = int(np.floor((n - 1) * target_hz / rate_hz + 1e-9)) + 1
+    frame = np.arange(count) * (rate_hz / target_hz)
+    i0 = np.minimum(np.floor(frame).astype(int), n - 1)
+    i1 = np.minimum(i0 + 1, n - 1)
+    quats = rotations.matrix_to_quaternion(motion.rotations())
+    q, trans = blend_frames(quats, motion.trans, i0, i1, frame - i0)
+    return Motion(rotations.quaternion_to_axis_angle(q).reshape(count, POSE_DIMS), trans)
+
+
 @dataclasses.dataclass(frozen=True)
 class Placement:
     """Where a clip was in the world: ``canonical = Ry(yaw) @ (world - offset)``."""

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from services.motion import rotations
-from services.motion.features import FPS, POSE_DIMS, Motion
+from services.motion.features import FPS, POSE_DIMS, Motion, blend_frames
 from services.motion.library import LibraryClip, MotionLibrary
 from services.motion.skeleton import NUM_JOINTS
 
@@ -139,10 +139,7 @@ class Fitter:
             i0 = np.floor(frame).astype(int)
             i1 = np.minimum(i0 + 1, n - 1)
         frac = frame - np.floor(frame)
-        quats = self._quats[clip.name]
-        q = rotations.slerp(quats[i0], quats[i1], np.repeat(frac[:, None], NUM_JOINTS, 1))
-        trans = clip.motion.trans
-        return q, trans[i0] + frac[:, None] * (trans[i1] - trans[i0])
+        return blend_frames(self._quats[clip.name], clip.motion.trans, i0, i1, frac)
 
     def fit(self, clip: LibraryClip, seconds: float = 0.0) -> Motion:
         """``clip`` fitted to ``seconds`` (0: its own length), starting and ending in idle."""

@@ -3,8 +3,10 @@
     python -m services.motion.train DATA_DIR --out CHECKPOINT_DIR [--steps 20000] [--resume]
 
 DATA_DIR is searched recursively for ``.npz`` files with ``poses`` (T, 165) and ``trans``
-(T, 3), 30 fps, Y-up (``--z-up`` converts Blender-style data), e.g. AMASS or HumanML3D
-converted to SMPL-X. Each clip is placed and turned into features; the feature mean/std are
+(T, 3), Y-up (``--z-up`` converts Blender-style data), e.g. AMASS or HumanML3D converted to
+SMPL-X. A clip's frame rate is read from ``mocap_frame_rate`` / ``mocap_framerate`` (AMASS) or
+``fps`` and the clip resampled to 30 fps (per-joint slerp); without one it is taken as 30 fps.
+Each clip is placed and turned into features; the feature mean/std are
 computed over all frames. The body and hand VQ-VAEs learn to reconstruct random windows
 (smooth L1 + commitment, EMA code book with dead-code reset); the relative-transform VQ learns
 random user/character placements (0.5-3 m apart, any heading) made from the clips' poses.
@@ -48,6 +50,8 @@ PLACEMENT_DISTANCE_M = (0.5, 3.0)
 # Joints in the MPJPE: body and hands (jaw and eyes carry no motion).
 MPJPE_JOINTS = [j for j in range(NUM_JOINTS) if j not in (22, 23, 24)]
 MM_PER_M = 1000.0
+# npz keys that give a clip's frame rate (AMASS SMPL-X, older AMASS, HumanML3D-style exports).
+FRAME_RATE_KEYS = ("mocap_frame_rate", "mocap_framerate", "fps")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,12 +93,25 @@ def load_clips(data_dir: Path, z_up: bool, min_frames: int) -> list[Motion]:
                 continue
             poses = np.asarray(data["poses"], dtype=np.float64)
             trans = np.asarray(data["trans"], dtype=np.float64)
+            rate_hz = _frame_rate(data)
         usable = poses.ndim == 2 and poses.shape[1] == features.POSE_DIMS
-        usable = usable and trans.shape == (len(poses), 3) and len(poses) >= min_frames
+        usable = usable and trans.shape == (len(poses), 3) and len(poses) >= 2 and rate_hz > 0
         if usable and np.isfinite(poses).all() and np.isfinite(trans).all():
-            motion = Motion(poses, trans)
-            clips.append(features.convert_up_axis(motion) if z_up else motion)
+            motion = features.resample(Motion(poses, trans), rate_hz)
+            if motion.n_frames >= min_frames:
+                clips.append(features.convert_up_axis(motion) if z_up else motion)
     return clips
+
+
+def _frame_rate(data: np.lib.npyio.NpzFile) -> float:
+    """The clip's frame rate in Hz (30 when the file names none; 0 when it is unreadable)."""
+    for key in FRAME_RATE_KEYS:
+        if key in data.files:
+            try:
+                return float(np.asarray(data[key]).reshape(-1)[0])
+            except (IndexError, TypeError, ValueError):
+                return 0.0
+    return float(features.FPS)
 
 
 def placements(clips: list[Motion], count: int, skeleton: Skeleton, seed: int) -> np.ndarray:
