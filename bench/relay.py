@@ -90,7 +90,7 @@ def main() -> None:
             rtt.append((time.perf_counter() - t0) * 1000)
     finally:
         stack.stop_all()
-        redis_process.terminate()
+        redis_process.stop()
     first_wav = [t["first_reply_wav_s"] * 1000 for t in timelines]
     first_frame = [
         t["first_answer_frame_s"] * 1000 for t in timelines if "first_answer_frame_s" in t

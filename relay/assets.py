@@ -31,6 +31,8 @@ APOLOGIES = {
     "default": "Sorry, give me a moment. Could you say that again?",
 }
 _TONE_RATE_HZ = 16_000
+# Longest wait for an apology not spoken yet (after that the chime plays).
+APOLOGY_DEADLINE_S = 3.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,20 +103,35 @@ class Assets:
             face = np.zeros((len(body.poses), 61), np.float32)
         return Idle(body.poses, body.trans, face)
 
+    async def prepare(self) -> None:
+        """Speaks every apology once, ahead of need (retrying while tts is unavailable), so a
+        failed turn is answered at once and in the character's voice even when the failure is
+        tts itself."""
+        while True:
+            for key, text in APOLOGIES.items():
+                if key not in self._apologies:
+                    wav = await self._speak(text, self._settings.tts_deadline_s)
+                    if wav is not None:
+                        self._apologies[key] = wav
+            if len(self._apologies) == len(APOLOGIES):
+                return
+            await asyncio.sleep(RETRY_S)
+
     async def apology(self, stage: str) -> bytes:
         key = "input" if stage == "input" else "default"
         if key not in self._apologies:
-            wav = await self._speak(APOLOGIES[key])
+            deadline_s = min(self._settings.tts_deadline_s, APOLOGY_DEADLINE_S)
+            wav = await self._speak(APOLOGIES[key], deadline_s)
             if wav is None:
                 return _tone()
             self._apologies[key] = wav
         return self._apologies[key]
 
-    async def _speak(self, text: str) -> bytes | None:
+    async def _speak(self, text: str, deadline_s: float) -> bytes | None:
         turn = common_pb2.TurnContext(session_id="relay", turn_id="apology")
         try:
             samples, rate, _ = await synthesize(
-                self._clients, turn, self._character, text, self._settings.tts_deadline_s
+                self._clients, turn, self._character, text, deadline_s
             )
         except TurnError:
             return None

@@ -102,12 +102,13 @@ class HeadsetLink:
         try:
             char_id = await self._read_char_id()
         except RedisError:
-            return
+            if self.session is not None:
+                return
+            char_id = DEFAULT_CHAR_ID  # Redis is down at start: the headset's default
         if char_id == self._char_id and not force:
             return
         try:
             character = character_for(char_id)
-            rig = Rig.load(self._settings.rig_data, char_id)
         except ValueError as exc:
             self._metrics.errors_total.labels("char_id").inc()
             log_event(log, "bad char_id", logging.WARNING, headset=self.config.name,
@@ -116,7 +117,7 @@ class HeadsetLink:
                 self._char_id = char_id  # keep the current character; do not retry each poll
                 return
             char_id, character = "Smplx", "User"
-            rig = Rig.load(None, "Smplx")
+        rig = self._load_rig(char_id)
         self._char_id = char_id
         self.rig = rig
         await self._cancel_turn()
@@ -126,9 +127,19 @@ class HeadsetLink:
             self.animator = Animator(idle.poses, idle.trans, idle.face, self._settings.blend_s)
         else:
             self.animator.set_idle(idle.poses, idle.trans, idle.face)
-        self._metrics.active_sessions.set(1)
         log_event(log, "character", headset=self.config.name, char_id=char_id,
-                  session_id=self.session.session_id)  # fmt: skip
+                  session_id=self.session.session_id, rig=rig.char_id)  # fmt: skip
+
+    def _load_rig(self, char_id: str) -> Rig:
+        """``char_id``'s rig; without usable rig data the body is sent on the SMPL-X rig (the
+        character keeps its persona and voice)."""
+        try:
+            return Rig.load(self._settings.rig_data, char_id)
+        except ValueError as exc:
+            self._metrics.errors_total.labels("rig").inc()
+            log_event(log, "rig unavailable; sending the SMPL-X rig", logging.WARNING,
+                      headset=self.config.name, char_id=char_id, error=str(exc))  # fmt: skip
+            return Rig.load(None, "Smplx")
 
     async def _resume_or_create(self, char_id: str, character: str) -> Session:
         try:
@@ -147,12 +158,24 @@ class HeadsetLink:
             await asyncio.sleep(CHAR_POLL_S)
             try:
                 await self._sync_character()
+                await self._trim_inputs()
                 if self._assets.idle_is_fallback and self.animator is not None:
                     idle = await self._assets.idle()
                     self.animator.set_idle(idle.poses, idle.trans, idle.face)
             except Exception:  # the watcher must outlive any one failure
                 self._metrics.errors_total.labels("internal").inc()
                 log.exception("character check failed")
+
+    async def _trim_inputs(self) -> None:
+        """Keeps the headset's input streams bounded whatever the method: the newest
+        ``aifbStream`` snapshot and the newest ``stream_maxlen`` ``userStream`` frames."""
+        try:
+            await self._redis.xtrim(self.key("aifbStream"), maxlen=1, approximate=False)
+            await self._redis.xtrim(
+                self.key("userStream"), maxlen=self._settings.stream_maxlen, approximate=True
+            )
+        except RedisError:
+            self._metrics.errors_total.labels("redis").inc()
 
     # -- WebSocket -----------------------------------------------------------------------------
 
@@ -186,7 +209,7 @@ class HeadsetLink:
 
     async def _cancel_turn(self) -> None:
         task = self._turn_task
-        if task is not None and not task.done():
+        if task is not None and task is not asyncio.current_task() and not task.done():
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
@@ -207,6 +230,8 @@ class HeadsetLink:
         if previous is not None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await previous
+        if self.session is None:
+            await self._sync_character(force=True)
         session, animator = self.session, self.animator
         turn_id = uuid.uuid4().hex[:12]
         arrived = time.perf_counter()
@@ -215,6 +240,7 @@ class HeadsetLink:
         spoken: list[Clip] = []
         body: BodyMotion | None = None
         outcome = "ok"
+        replies = None
         self._metrics.inflight_turns.inc()
         try:
             user_motion = await self._consume_user_motion()
@@ -225,7 +251,9 @@ class HeadsetLink:
             speech_end = self.now()
             async for item in replies:
                 if isinstance(item, Clip):
-                    speech_end = await self._play_clip(item, speech_end, animator)
+                    speech_end, sent = await self._play_clip(item, speech_end, animator)
+                    if not sent:
+                        continue
                     spoken.append(item)
                     if len(spoken) == 1:
                         first = time.perf_counter() - arrived
@@ -247,7 +275,18 @@ class HeadsetLink:
                       turn_id=turn_id, stage=exc.stage, reason=exc.reason)  # fmt: skip
             animator.stop(self.now())
             await self._send(await self._assets.apology(exc.stage))
+        except Exception:  # a bug must cost one answer, not the headset's link
+            outcome = "error"
+            self._metrics.errors_total.labels("internal").inc()
+            log.exception("turn %s failed", turn_id)
+            animator.stop(self.now())
+            await self._send(await self._assets.apology("internal"))
         finally:
+            if replies is not None:
+                # Closing the reply stream cancels what it still runs (LLM stream, speech,
+                # motion) now, also when the turn was interrupted between two clips.
+                with contextlib.suppress(Exception):
+                    await replies.aclose()
             self._metrics.inflight_turns.dec()
             self._metrics.turns_total.labels(session.method, outcome).inc()
             for stage, ms in turn.log.stages_ms.items():
@@ -262,19 +301,29 @@ class HeadsetLink:
                       turn_id=turn_id, outcome=outcome, sentences=len(spoken),
                       **{f"{k}_ms": v for k, v in turn.log.stages_ms.items()})  # fmt: skip
 
-    async def _play_clip(self, clip: Clip, previous_end: float, animator: Animator) -> float:
-        """Sends ``clip`` as the previous one ends; returns when this one will end."""
-        wait = previous_end - self._settings.send_ahead_s - self.now()
+    async def _play_clip(
+        self, clip: Clip, previous_end: float, animator: Animator
+    ) -> tuple[float, bool]:
+        """Sends ``clip`` as the previous one ends; returns when this one will end and whether
+        it reached the headset.
+
+        The headset replaces the playing WAV with a new one, so each is sent ``send_ahead_s``
+        early (delivery and decoding) and carries that much silence at its end: what an early
+        arrival cuts off is the pause between sentences, never speech.
+        """
+        ahead = self._settings.send_ahead_s
+        wait = previous_end - ahead - self.now()
         if wait > 0:
             await asyncio.sleep(wait)
         start = self.now()
-        if await self._send(clip.wav()):
-            if clip.face is not None:
-                animator.play_face(start, clip.face)
-            if clip.index == 0:
-                with contextlib.suppress(RedisError):
-                    await self._mark_change()
-        return start + clip.duration_s
+        if not await self._send(clip.wav(pad_s=ahead)):
+            return previous_end, False
+        if clip.face is not None:
+            animator.play_face(start, clip.face)
+        if clip.index == 0:
+            with contextlib.suppress(RedisError):
+                await self._mark_change()
+        return start + clip.duration_s + ahead, True
 
     async def _mark_change(self) -> None:
         last = await self._redis.xrevrange(self.key("aiStream"), count=1)

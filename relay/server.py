@@ -76,6 +76,10 @@ class Relay:
                 config, client, self.store, self.clients, self.assets, settings, self.metrics
             ))  # fmt: skip
         self.ready = False
+        # Headsets with a live session, read at each scrape.
+        self.metrics.active_sessions.set_function(
+            lambda: sum(link.session is not None for link in self.links)
+        )
 
     async def redis_ok(self) -> bool:
         try:
@@ -93,6 +97,7 @@ class Relay:
             log_level="warning", lifespan="off",
         ))  # fmt: skip
         http_task = asyncio.create_task(http.serve())
+        apologies_task = asyncio.create_task(self.assets.prepare(), name="apologies")
         servers = []
         for link in self.links:
             await link.start()
@@ -106,6 +111,7 @@ class Relay:
         log_event(log, "relay ready", http_port=settings.http_port)
         await stop.wait()
         self.ready = False
+        apologies_task.cancel()
         for server in servers:
             server.close()
         for link in self.links:

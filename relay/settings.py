@@ -61,7 +61,7 @@ class RelaySettings:
     blend_s: float = 0.3
     # A reply WAV is sent this many seconds before the previous one ends (network + decode).
     send_ahead_s: float = 0.12
-    # Entries kept in aiStream and the input streams (XADD MAXLEN / XTRIM, approximate).
+    # Entries kept in aiStream and userStream (XADD MAXLEN / XTRIM, approximate).
     stream_maxlen: int = 600
     # When set, every turn's reply (WAV, SMPL-X npz, face npz) is also written here.
     record_dir: Path | None = None

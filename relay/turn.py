@@ -71,8 +71,10 @@ class Clip:
     def duration_s(self) -> float:
         return len(self.samples) / self.rate_hz
 
-    def wav(self) -> bytes:
-        return audio.encode_wav(self.samples, self.rate_hz)
+    def wav(self, pad_s: float = 0.0) -> bytes:
+        """The clip as a WAV, followed by ``pad_s`` seconds of silence."""
+        pad = np.zeros(round(pad_s * self.rate_hz), np.float32)
+        return audio.encode_wav(np.concatenate([self.samples, pad]), self.rate_hz)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -57,7 +57,7 @@ def configure_logging(fmt: str = "json", level: str = "INFO") -> None:
     handler.setFormatter(_JsonFormatter() if fmt == "json" else _KeyValueFormatter())
     setattr(handler, _CONFIGURED_MARK, True)
     root.addHandler(handler)
-    root.setLevel(level.upper())
+    root.setLevel(level.strip().upper())
 
 
 def log_event(logger: logging.Logger, msg: str, level: int = logging.INFO, **fields: Any) -> None:

@@ -8,6 +8,8 @@ naming the variable, so a typo fails at start rather than at the first request.
 from __future__ import annotations
 
 import dataclasses
+import logging
+import math
 import os
 import types
 import typing
@@ -66,6 +68,10 @@ def load_settings(cls: type[T], prefix: str, environ: Mapping[str, str] | None =
         if var in env:
             values[field.name] = _parse(env[var], hints[field.name], var)
     instance = cls(**values)
+    # Every settings class with a log level (services and relay) gets it checked here, so a
+    # typo fails at start instead of in configure_logging.
+    if "log_level" in values:
+        check_log_level(f"{prefix}LOG_LEVEL", values["log_level"])
     validate = getattr(instance, "validate", None)
     if validate is not None:
         validate(prefix)
@@ -77,6 +83,20 @@ def check_port(var: str, port: int, allow_zero: bool = True) -> None:
     low = 0 if allow_zero else 1
     if not low <= port <= 65535:
         raise SettingsError(f"{var} must be a TCP port between {low} and 65535, got {port}")
+
+
+def check_log_level(var: str, level: str) -> None:
+    """Raises SettingsError unless ``level`` names a logging level (any case)."""
+    known = logging.getLevelNamesMapping()
+    if level.strip().upper() not in known:
+        names = ", ".join(name for name in known if name not in ("WARN", "FATAL"))
+        raise SettingsError(f"{var} must be a log level ({names}), got {level!r}")
+
+
+def check_positive(var: str, value: float) -> None:
+    """Raises SettingsError unless ``value`` is a finite number > 0."""
+    if not (math.isfinite(value) and value > 0):
+        raise SettingsError(f"{var} must be a number > 0, got {value}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,6 +137,9 @@ class ServiceSettings:
             raise SettingsError(
                 f"{prefix}MAX_CONCURRENT_RPCS must be >= 1, got {self.max_concurrent_rpcs}"
             )
+        check_positive(f"{prefix}KEEPALIVE_S", self.keepalive_s)
+        check_positive(f"{prefix}KEEPALIVE_TIMEOUT_S", self.keepalive_timeout_s)
+        check_log_level(f"{prefix}LOG_LEVEL", self.log_level)
         if self.log_format not in ("json", "text"):
             raise SettingsError(
                 f"{prefix}LOG_FORMAT must be 'json' or 'text', got {self.log_format!r}"

@@ -24,5 +24,4 @@ def redis_url(tmp_path_factory):
     url = f"redis://127.0.0.1:{free_port()}/0"
     process = start_local_redis(url)
     yield url
-    process.terminate()
-    process.wait(10)
+    process.stop()

@@ -17,7 +17,7 @@ from services.asr.settings import AsrSettings
 from solami import audio
 from solami.client import sync_channel
 from solami.v1 import asr_pb2, asr_pb2_grpc, common_pb2
-from tests.support.bad_audio import nan_wav, wav_header
+from tests.support.bad_audio import inf_wav, nan_wav, wav_header
 from tests.support.servers import InProcessServer, finish
 from tests.support.speech import headset_clip, word_error_rate
 
@@ -161,9 +161,20 @@ def test_tokenize_all_eight_layers(stub):
         (wav_header(4_000) + bytes(32_000), "sample rate 4000 Hz is not supported"),
         (wav_header(96_000) + bytes(32_000), "sample rate 96000 Hz is not supported"),
         (nan_wav(), "NaN"),
+        (inf_wav(), "infinite"),
         (audio.encode_wav(np.zeros(21 * 16_000, dtype=np.float32), 16_000), "limit is 20 s"),
     ],
-    ids=["empty", "mp3", "truncated-riff", "truncated-fmt", "4khz", "96khz", "nan", "too-long"],
+    ids=[
+        "empty",
+        "mp3",
+        "truncated-riff",
+        "truncated-fmt",
+        "4khz",
+        "96khz",
+        "nan",
+        "inf",
+        "too-long",
+    ],
 )
 def test_bad_audio_is_invalid_argument_and_the_service_survives(stub, wav, message):
     for call in (

@@ -110,6 +110,8 @@ def _wait_for(condition, timeout_s: float = 20.0) -> None:
         ("SOLAMI_ASR_PORT", "70000", "SOLAMI_ASR_PORT must be a TCP port"),
         ("SOLAMI_ASR_VAD", "maybe", "SOLAMI_ASR_VAD must be a boolean"),
         ("SOLAMI_ASR_BACKEND", "nope", "SOLAMI_ASR_BACKEND must be one of"),
+        ("SOLAMI_ASR_LOG_LEVEL", "foo", "SOLAMI_ASR_LOG_LEVEL must be a log level"),
+        ("SOLAMI_ASR_KEEPALIVE_S", "0", "SOLAMI_ASR_KEEPALIVE_S must be a number > 0"),
     ],
 )
 def test_bad_setting_fails_at_start_naming_the_variable(variable, value, message):

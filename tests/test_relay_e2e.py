@@ -102,8 +102,10 @@ def test_full_turn_smplx(stack, tmp_path):
     assert "pelvis_rotation" in frames[0] and "jawOpen" in frames[0]
     jaw = np.array([float(f["jawOpen"]) for f in frames])
     assert jaw.max() > 0.1, "the mouth moves while the character speaks"
-    reply = audio.decode_wav((tmp_path / "reply_0.wav").read_bytes(), 60)[0]
+    reply, rate = audio.decode_wav((tmp_path / "reply_0.wav").read_bytes(), 60)
     assert len(reply) > 0 and np.abs(reply).max() > 0.05
+    # Each sentence WAV ends in the silence its early sending may cut, never in speech.
+    assert np.abs(reply[-int(0.1 * rate) :]).max() < 1e-3
 
 
 def test_full_turn_retargeted_character(stack, tmp_path):
@@ -168,8 +170,29 @@ def test_unknown_char_id_and_broken_stream_entries_are_skipped(stack, tmp_path):
     before = stack.metric('solami_relay_errors_total{kind="char_id"}')
     r.set("char_id", "Gandalf")
     _wait_for_metric(stack, 'solami_relay_errors_total{kind="char_id"}', before + 1)
+    r.set("char_id", "Smplx")
+    time.sleep(1.5)  # the relay takes the character (a change resets the session)
+    # A broken user motion frame waits in userStream when the utterance arrives: the turn
+    # skips it (counted) and answers.
+    bad_frames = stack.metric('solami_relay_errors_total{kind="user_stream"}')
     r.xadd("userStream", {"pelvis_rotation": "not,a,quaternion"})
-    r.xadd("aifbStream", {"garbage": "1"})
+    for _ in range(5):
+        r.xadd("aifbStream", {"garbage": "1"})
+
+    async def utterance() -> bytes:
+        from websockets.asyncio.client import connect
+
+        async with connect(stack.ws_url, max_size=None) as ws:
+            await ws.send(simulator.headset_wav(QUESTION))
+            return await asyncio.wait_for(ws.recv(), 60)
+
+    assert asyncio.run(utterance())[:4] == b"RIFF"
+    assert stack.metric('solami_relay_errors_total{kind="user_stream"}') >= bad_frames + 1
+    # Input streams stay bounded whatever the method: aifbStream keeps its newest snapshot.
+    deadline = time.monotonic() + 10
+    while r.xlen("aifbStream") > 1:
+        assert time.monotonic() < deadline, "aifbStream was not trimmed"
+        time.sleep(0.1)
     timeline = _talk(stack, tmp_path, "Smplx", settle_s=1.5)
     assert timeline["reply_wavs"] >= 1
 

@@ -40,8 +40,7 @@ def test_relay_reconnects_after_a_redis_restart(tmp_path):
         stack.start("relay")  # the services are absent: the relay idles on its fallback pose
         stack.wait_ready(["relay"], timeout_s=60)
         _wait_for_frames(url)
-        server.terminate()
-        server.wait(10)
+        server.stop()
         deadline = time.monotonic() + 20
         while stack.metric("solami_relay_redis_up") != 0.0:
             assert time.monotonic() < deadline, "the relay never noticed Redis going away"
@@ -59,5 +58,4 @@ def test_relay_reconnects_after_a_redis_restart(tmp_path):
         stack.wait_ready(["relay"], timeout_s=10)
     finally:
         stack.stop_all()
-        server.terminate()
-        server.wait(10)
+        server.stop()

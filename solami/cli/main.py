@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
+from solami.cli import rig_data
 from solami.registry import RELAY, SERVICES
 from solami.settings import SettingsError
 
@@ -17,6 +19,11 @@ def _serve(args: argparse.Namespace) -> int:
     if not info.is_available():
         print(f"solami: {info.name} is not part of this installation", file=sys.stderr)
         return 2
+    if args.rig_data is not None:
+        if info is not RELAY:
+            print("solami serve: --rig-data only applies to the relay", file=sys.stderr)
+            return 2
+        rig_data.set_rig_data(os.environ, args.rig_data)
     module = importlib.import_module(info.module)
     try:
         return int(module.main())
@@ -55,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run one service in the foreground")
     serve.add_argument("service", choices=sorted(PARTS))
+    rig_data.add_argument(serve, relay_only=True)
     serve.set_defaults(func=_serve)
 
     up = sub.add_parser("up", help="start Redis (if needed), every service and the relay")
@@ -64,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--timeout", type=float, default=600.0, help="seconds to wait for every part to be ready"
     )
+    rig_data.add_argument(up)
     up.set_defaults(func=_up)
 
     status = sub.add_parser("status", help="health of each service, one line each")

@@ -12,10 +12,11 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from solami.cli.status import relay_health
 from solami.client import check_health
-from solami.redis_local import RedisUnavailable, redis_reachable, start_local_redis
+from solami.redis_local import LocalRedis, RedisUnavailable, redis_reachable, start_local_redis
 from solami.registry import RELAY, SERVICES, ServiceInfo, redis_url
 
 # Seconds children get to drain after SIGTERM before they are killed.
@@ -51,15 +52,18 @@ def _ready(info: ServiceInfo) -> bool:
 class Supervisor:
     """Starts and stops the child processes of `solami up`."""
 
-    def __init__(self) -> None:
+    def __init__(self, rig_data: Path | None = None) -> None:
         self.children: dict[str, subprocess.Popen[bytes]] = {}
-        self.redis: subprocess.Popen[bytes] | None = None
+        self.redis: LocalRedis | None = None
+        # Rig data directory passed to the relay (None: it reads its own settings).
+        self.rig_data = rig_data
         self._stopping = False
 
     def start(self, info: ServiceInfo) -> None:
-        self.children[info.name] = subprocess.Popen(
-            [sys.executable, "-m", "solami", "serve", info.name], preexec_fn=_die_with_parent
-        )
+        command = [sys.executable, "-m", "solami", "serve", info.name]
+        if info is RELAY and self.rig_data is not None:
+            command += ["--rig-data", str(self.rig_data)]
+        self.children[info.name] = subprocess.Popen(command, preexec_fn=_die_with_parent)
 
     def dead(self) -> list[str]:
         return [name for name, proc in self.children.items() if proc.poll() is not None]
@@ -78,18 +82,13 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        if self.redis is not None and self.redis.poll() is None:
-            self.redis.terminate()
-            try:
-                self.redis.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.redis.kill()
-                self.redis.wait()
+        if self.redis is not None:
+            self.redis.stop()  # also removes its temporary working directory
 
 
 def run(args: argparse.Namespace) -> int:
     parts = _selected(args.only)
-    supervisor = Supervisor()
+    supervisor = Supervisor(args.rig_data)
     stop_requested = False
 
     def request_stop(signum: int, frame: object) -> None:

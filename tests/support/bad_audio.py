@@ -19,10 +19,20 @@ def wav_header(rate: int, channels: int = 1, bits: int = 16, data_len: int = 32_
     )  # fmt: skip
 
 
-def nan_wav() -> bytes:
-    """A 1 s float WAV with one NaN sample."""
+def _float_wav_with(value: float) -> bytes:
+    """A 1 s 16 kHz float WAV of silence with one sample set to ``value``."""
     buffer = io.BytesIO()
     samples = np.zeros(16_000, dtype=np.float32)
-    samples[100] = np.nan
+    samples[100] = value
     sf.write(buffer, samples, 16_000, subtype="FLOAT", format="WAV")
     return buffer.getvalue()
+
+
+def nan_wav() -> bytes:
+    """A 1 s float WAV with one NaN sample."""
+    return _float_wav_with(np.nan)
+
+
+def inf_wav() -> bytes:
+    """A 1 s float WAV with one +inf sample."""
+    return _float_wav_with(np.inf)
