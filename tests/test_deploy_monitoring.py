@@ -40,10 +40,6 @@ PROMETHEUS_RULE = ROOT / "deploy" / "k8s" / "components" / "monitoring" / "prome
 GRAFANA_VARIABLES = {"$__rate_interval": "30s", "$__interval": "15s", "$__range": "1h"}
 # Metrics exported by other programs: NVIDIA's DCGM exporter and Prometheus itself.
 EXTERNAL_METRICS = {"DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_GPU_UTIL", "up"}
-# Announced by the tts service's contract and queried by the dashboard before it exports them.
-ANNOUNCED_METRICS = {
-    "solami_tts_real_time_factor_bucket": "tts real-time factor histogram, by backend",
-}
 # The only selector whose series exist only after a server-side failure.
 SERVER_ERROR_CODES = 'code=~"UNKNOWN|INTERNAL|UNAVAILABLE|DEADLINE_EXCEEDED|'
 PROMQL_WORDS = {
@@ -160,7 +156,7 @@ def test_dashboard_and_alerts_query_declared_metrics():
     declared = declared_series()
     for expr in _dashboard_exprs() + _rule_exprs():
         for name in metric_names(expr):
-            if name in EXTERNAL_METRICS or name in ANNOUNCED_METRICS:
+            if name in EXTERNAL_METRICS:
                 continue
             assert name in declared, f"{name} (in {expr!r}) is exported by no part of the stack"
 

@@ -293,3 +293,23 @@ def test_cancelling_a_stream_leaves_the_service_serving(stub):
         list(call)
     assert cancelled.value.code() == grpc.StatusCode.CANCELLED
     assert _speak(stub, ["Still here."], character="User").duration_s > 0.3
+
+
+def test_streams_are_measured_for_the_dashboard(server, stub):
+    registry = server.host.metrics.registry
+
+    def count(name: str, method: str) -> float:
+        labels = {"method": method, "backend": server.host.engine.name}
+        return registry.get_sample_value(f"{name}_count", labels) or 0.0
+
+    rtf_before = count("solami_tts_real_time_factor", "synthesize")
+    first_before = count("solami_tts_time_to_first_audio_seconds", "synthesize")
+    speech = _speak(stub, SENTENCES, character="Samantha")
+    assert speech.samples.size > 0
+    assert count("solami_tts_real_time_factor", "synthesize") == rtf_before + 1
+    assert count("solami_tts_time_to_first_audio_seconds", "synthesize") == first_before + 1
+    rtf_sum = registry.get_sample_value(
+        "solami_tts_real_time_factor_sum",
+        {"method": "synthesize", "backend": server.host.engine.name},
+    )
+    assert 0 < rtf_sum < 100

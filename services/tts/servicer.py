@@ -27,6 +27,9 @@ from solami.v1 import common_pb2, tts_pb2, tts_pb2_grpc
 
 # Time to first audio buckets, in seconds.
 FIRST_AUDIO_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0)
+# Real-time factor buckets (rendering time / audio duration): eSpeak ~0.003, Piper ~0.06 on
+# two cores, full-size Vocode on CPU above 1.
+RTF_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 20.0)
 
 
 class TtsMetrics:
@@ -45,6 +48,13 @@ class TtsMetrics:
             "solami_tts_audio_seconds_total",
             "Seconds of audio produced, by method.",
             ("method",),
+            registry=metrics.registry,
+        )
+        self.real_time_factor = Histogram(
+            "solami_tts_real_time_factor",
+            "Rendering time of a stream divided by the audio it produced.",
+            ("method", "backend"),
+            buckets=RTF_BUCKETS,
             registry=metrics.registry,
         )
 
@@ -124,12 +134,11 @@ class TtsServicer(tts_pb2_grpc.TtsServiceServicer):
         )
         session = self._engine.open_speech(options)
         yield event_to_proto(session.header(), turn)
-        timer = _FirstAudio(self._metrics, "synthesize")
+        timer = _StreamTimer(self._metrics, "synthesize")
         async for piece in _items(request_iterator, "text", lambda m: m.text.text):
             timer.received()
             speaking = iterate_in_thread(lambda cancel, piece=piece: session.speak(piece, cancel))
-            async for event in speaking:
-                timer.sent(event)
+            async for event in timer.rendering(speaking):
                 yield event_to_proto(event, turn)
         for event in session.finish():
             timer.sent(event)
@@ -144,13 +153,13 @@ class TtsServicer(tts_pb2_grpc.TtsServiceServicer):
         )
         stream = await asyncio.to_thread(self._engine.open_vocode, options)
         yield event_to_proto(stream.header(), turn)
-        timer = _FirstAudio(self._metrics, "vocode")
+        timer = _StreamTimer(self._metrics, "vocode")
         async for ids in _items(request_iterator, "units", lambda m: list(m.units.ids)):
             timer.received()
-            for event in await asyncio.to_thread(stream.add, ids):
+            for event in await timer.timed(asyncio.to_thread(stream.add, ids)):
                 timer.sent(event)
                 yield event_to_proto(event, turn)
-        for event in await asyncio.to_thread(stream.finish):
+        for event in await timer.timed(asyncio.to_thread(stream.finish)):
             timer.sent(event)
             yield event_to_proto(event, turn)
 
@@ -175,14 +184,35 @@ class TtsServicer(tts_pb2_grpc.TtsServiceServicer):
         )  # fmt: skip
 
 
-class _FirstAudio:
-    """Observes time to first audio (from the first input item) and the audio produced."""
+class _StreamTimer:
+    """Observes time to first audio (from the first input item), the audio produced and the
+    real-time factor (time spent rendering, not waiting for input, over that audio)."""
 
     def __init__(self, metrics: TtsMetrics, method: str) -> None:
         self._metrics = metrics
         self._method = method
         self._first_input: float | None = None
         self._done = False
+        self._busy_s = 0.0
+
+    async def timed(self, work):
+        """Awaits ``work`` (rendering), counting its time as busy."""
+        started = time.perf_counter()
+        try:
+            return await work
+        finally:
+            self._busy_s += time.perf_counter() - started
+
+    async def rendering(self, events: AsyncIterator[speech.SpeechEvent]):
+        """Passes ``events`` on; the time until each arrives counts as busy (the time the
+        consumer takes between them does not)."""
+        started = time.perf_counter()
+        async for event in events:
+            self._busy_s += time.perf_counter() - started
+            self.sent(event)
+            yield event
+            started = time.perf_counter()
+        self._busy_s += time.perf_counter() - started
 
     def received(self) -> None:
         if self._first_input is None:
@@ -196,3 +226,6 @@ class _FirstAudio:
             histogram.labels(self._method, self._metrics.backend).observe(waited)
         elif isinstance(event, speech.End):
             self._metrics.audio_seconds_total.labels(self._method).inc(event.total_s)
+            if event.total_s > 0:
+                rtf = self._metrics.real_time_factor.labels(self._method, self._metrics.backend)
+                rtf.observe(self._busy_s / event.total_s)
