@@ -31,7 +31,12 @@ OVERLAYS = sorted(
     p.name for p in (K8S / "overlays").iterdir() if (p / "kustomization.yaml").exists()
 )
 # Renders checked besides the overlays: the base with an external Redis instead of its own.
-EXTRA_RENDERS = {"external-redis": (["base"], ["components/external-redis"])}
+EXTRA_RENDERS = {
+    "external-redis": (["base"], ["components/external-redis"]),
+    "external-redis-network-policy": (
+        ["base"], ["components/network-policy", "components/external-redis"]
+    ),
+}
 RENDERS = [*OVERLAYS, *EXTRA_RENDERS]
 # The oldest Kubernetes the manifests support (native gRPC probes, the preStop sleep action)
 # and the newest the schemas know.
