@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 import uuid
@@ -40,6 +41,10 @@ FPS = 30
 CHAR_POLL_S = 0.5
 # Longest pause of the publisher after a Redis error.
 MAX_BACKOFF_S = 5.0
+# Key (in the headset's Redis keys) holding the last turn's outcome and per-stage times in
+# milliseconds from the WAV's arrival, for the headset simulator and operators.
+LAST_TURN_KEY = "solami:last_turn"
+LAST_TURN_TTL_S = 3600
 
 
 class HeadsetLink:
@@ -300,6 +305,12 @@ class HeadsetLink:
             log_event(log, "turn", headset=self.config.name, session_id=session.session_id,
                       turn_id=turn_id, outcome=outcome, sentences=len(spoken),
                       **{f"{k}_ms": v for k, v in turn.log.stages_ms.items()})  # fmt: skip
+            report = {"turn_id": turn_id, "outcome": outcome, "sentences": len(spoken),
+                      "stages_ms": turn.log.stages_ms}  # fmt: skip
+            with contextlib.suppress(RedisError):
+                await self._redis.set(
+                    self.key(LAST_TURN_KEY), json.dumps(report), ex=LAST_TURN_TTL_S
+                )
 
     async def _play_clip(
         self, clip: Clip, previous_end: float, animator: Animator

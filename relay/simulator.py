@@ -25,6 +25,8 @@ HEADSET_CLIP_S = 10.0
 USER_FPS = 30
 # The reply is over when no WAV came for this long after the last one ended.
 QUIET_AFTER_S = 1.5
+# Seconds to wait, after the last reply, for the relay's report of the turn.
+RELAY_TURN_WAIT_S = 3.0
 
 
 def headset_wav(path: Path) -> bytes:
@@ -94,6 +96,7 @@ async def run(args: argparse.Namespace) -> dict:
                 quiet_until = time.time() + duration + QUIET_AFTER_S
         frames = await r.xrange("aiStream", min=f"({start_id.decode()}")
         change = await r.get("change_id")
+        relay_turn = await _relay_turn(r)
     await r.aclose()
     frame_times = [int(entry_id.decode().split("-")[0]) / 1000 - sent for entry_id, _ in frames]
     if replies:
@@ -101,6 +104,10 @@ async def run(args: argparse.Namespace) -> dict:
     if change:
         change_ms = int(change.decode().split("-")[0]) / 1000
         timeline["first_answer_frame_s"] = round(change_ms - sent, 3)
+    if relay_turn:  # the relay's own per-stage times, from the WAV's arrival
+        timeline["outcome"] = relay_turn.get("outcome", "")
+        for stage, ms in relay_turn.get("stages_ms", {}).items():
+            timeline[f"relay_{stage}_s"] = round(ms / 1000, 3)
     timeline["reply_wavs"] = len(replies)
     timeline["aistream_frames"] = len(frames)
     if len(frame_times) > 1:
@@ -115,6 +122,16 @@ async def run(args: argparse.Namespace) -> dict:
             f.write(json.dumps({"id": entry_id.decode(), "t_s": round(t, 3), **record}) + "\n")
     (out / "timeline.json").write_text(json.dumps(timeline, indent=2) + "\n")
     return timeline
+
+
+async def _relay_turn(r, wait_s: float = RELAY_TURN_WAIT_S) -> dict:
+    """The relay's report of the turn (``solami:last_turn``), once it has written it."""
+    deadline = time.time() + wait_s
+    while True:
+        raw = await r.get("solami:last_turn")
+        if raw is not None or time.time() > deadline:
+            return json.loads(raw) if raw is not None else {}
+        await asyncio.sleep(0.1)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

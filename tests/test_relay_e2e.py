@@ -98,6 +98,10 @@ def test_full_turn_smplx(stack, tmp_path):
     timeline = _talk(stack, tmp_path, "Smplx")
     assert timeline["reply_wavs"] >= 1, timeline
     assert 15 <= timeline["aistream_fps"] <= 45  # 30 fps, measured on a busy machine
+    # The relay's per-stage times of this turn, in order.
+    assert timeline["outcome"] == "ok"
+    stages = [timeline[f"relay_{s}_s"] for s in ("asr", "tts_first_audio", "first_reply")]
+    assert 0 < stages[0] <= stages[1] <= stages[2]
     frames = _frames(tmp_path)
     assert "pelvis_rotation" in frames[0] and "jawOpen" in frames[0]
     jaw = np.array([float(f["jawOpen"]) for f in frames])
