@@ -1,6 +1,6 @@
-"""llm: time to first token and to the first complete sentence for a ~300-token prompt (cold
-and with the session's history prefix cached), decode speed, and the SOLAMI prompt build +
-parse overhead for a 2048-token conversation."""
+"""llm: time to first token and to the first complete sentence for a ~300-token prompt (cold:
+nothing of it in the KV cache; warm: the session's history prefix cached), decode speed, and the
+SOLAMI prompt build + parse overhead for a 2048-token conversation."""
 
 from __future__ import annotations
 
@@ -13,23 +13,32 @@ from pathlib import Path
 
 from bench.common import report
 from services.llm.engine import LLM_SPEECH, Finished, LlmEngine, Request, SentenceReady
-from services.llm.generation import AGENT_SAMPLING
+from services.llm.generation import AGENT_SAMPLING, GenerationStats
 from services.llm.parsing import parse_solami
 from services.llm.prompt import Tokens, Turn, build_solami_prompt
 from services.llm.settings import LlmSettings
 from tests.support.tiny_solami import save_tiny_solami
 
 RUNS = 5
+# The agent methods keep the last five messages: these four and the new user message, long
+# enough that the prompt is about 300 tokens.
 HISTORY = (
-    ("user", "Hi Samantha, I just got home from a long day at work and I feel tired."),
-    ("character", "Welcome home! Sit down and relax, I'm here to keep you company."),
-    ("user", "Thanks. Can you tell me something fun to cheer me up a little bit?"),
-    ("character", "Sure! Did you know that octopuses have three hearts and blue blood?"),
-    ("user", "That's amazing. What else do you know about the ocean and its animals?"),
-    ("character", "Dolphins sleep with one eye open, and some whales sing for hours."),
-    ("user", "Wow, I never knew that. Do you think we could visit an aquarium this weekend?"),
-    ("character", "I'd love that! We could watch the jellyfish glow and see the sea turtles."),
+    ("user", "Hi Samantha, I just got home from a very long day at work. My boss moved every "
+     "meeting around, so I feel completely drained."),
+    ("character", "Welcome home! That sounds exhausting. Kick off your shoes and sit down on "
+     "the sofa. I am right here to keep you company."),
+    ("user", "Thanks, that helps. Can you tell me something fun about the ocean to cheer me "
+     "up? I have loved the sea since I was a child."),
+    ("character", "Of course! Octopuses have three hearts and blue blood, and some dolphins "
+     "call each other by name with their own whistles."),
+)  # fmt: skip
+COLD_QUESTION = (
+    "That is amazing, I never knew that. Tell me one more ocean fact, please, maybe about whales."
 )
+WARM_QUESTION = "And one about the deep sea, where sunlight never reaches?"
+# Another conversation run before each cold turn: no chat template and other words, so it
+# shares not one token with the benchmark's prompt and leaves nothing in the cache to reuse.
+EVICTING_PROMPT = "Write a short poem about mountains, rivers and the wind in autumn:"
 
 
 async def _turn(engine: LlmEngine, history: tuple[Turn, ...], text: str) -> dict:
@@ -54,24 +63,30 @@ async def _turn(engine: LlmEngine, history: tuple[Turn, ...], text: str) -> dict
     raise RuntimeError("generation ended without a Finished event")
 
 
+async def _evict(engine: LlmEngine) -> None:
+    sampling = dataclasses.replace(AGENT_SAMPLING, max_new_tokens=8, seed=3)
+    async for _ in engine.backend.stream(EVICTING_PROMPT, sampling, GenerationStats()):
+        pass
+
+
 def _generation() -> dict:
     engine = LlmEngine(LlmSettings())
     engine.load()
     engine.warmup()
     history = tuple(Turn(role, text=text) for role, text in HISTORY)
-    other = tuple(Turn(role, text=text[::-1]) for role, text in HISTORY)
     cold, warm = [], []
-    for i in range(RUNS):
-        # A different session in between evicts the cache: the first turn is cold.
-        asyncio.run(_turn(engine, other, f"Unrelated question number {i}?"))
-        cold.append(asyncio.run(_turn(engine, history, "Tell me one more ocean fact, please.")))
-        warm.append(asyncio.run(_turn(engine, history, "And one about the deep sea?")))
+    for _ in range(RUNS):
+        asyncio.run(_evict(engine))
+        cold.append(asyncio.run(_turn(engine, history, COLD_QUESTION)))
+        warm.append(asyncio.run(_turn(engine, history, WARM_QUESTION)))
     engine.shutdown()
     median = lambda rows, key: statistics.median(r[key] for r in rows)  # noqa: E731
     return {
         "prompt_tokens": cold[0]["prompt_tokens"],
+        "cold_cached_prompt_tokens": max(r["cached_prompt_tokens"] for r in cold),
         "cold_first_token_s": median(cold, "first_token_s"),
         "cold_first_sentence_s": median(cold, "first_sentence_s"),
+        "warm_prompt_tokens": warm[0]["prompt_tokens"],
         "warm_cached_prompt_tokens": warm[0]["cached_prompt_tokens"],
         "warm_first_token_s": median(warm, "first_token_s"),
         "warm_first_sentence_s": median(warm, "first_sentence_s"),
@@ -105,12 +120,14 @@ def main() -> None:
     gen = _generation()
     overhead = _prompt_overhead()
     rows = [
-        ("SmolLM2 prompt", f"{gen['prompt_tokens']} tokens"),
+        ("SmolLM2 prompt (cold turn)",
+         f"{gen['prompt_tokens']} tokens, {gen['cold_cached_prompt_tokens']} from cache"),
         ("cold: first token / first sentence",
          f"{gen['cold_first_token_s'] * 1e3:.0f} / {gen['cold_first_sentence_s'] * 1e3:.0f} ms"),
         ("warm (history cached): first token / first sentence",
          f"{gen['warm_first_token_s'] * 1e3:.0f} / {gen['warm_first_sentence_s'] * 1e3:.0f} ms"),
-        ("warm: prompt tokens served from cache", str(gen["warm_cached_prompt_tokens"])),
+        ("warm: prompt tokens served from cache",
+         f"{gen['warm_cached_prompt_tokens']} of {gen['warm_prompt_tokens']}"),
         ("decode speed", f"{gen['decode_tokens_per_s']:.0f} tokens/s"),
         (f"SOLAMI prompt build + parse ({overhead['prompt_tokens']} tokens)",
          f"{overhead['p50_ms']:.2f} ms"),

@@ -34,7 +34,8 @@ OVERLAYS = sorted(
 EXTRA_RENDERS = {
     "external-redis": (["base"], ["components/external-redis"]),
     "external-redis-network-policy": (
-        ["base"], ["components/network-policy", "components/external-redis"]
+        ["base"],
+        ["components/network-policy", "components/external-redis"],
     ),
 }
 RENDERS = [*OVERLAYS, *EXTRA_RENDERS]

@@ -58,10 +58,10 @@ def model_dir(tmp_path_factory):
     return save_tiny_solami(tmp_path_factory.mktemp("tiny-solami"))
 
 
-def _solami_server(model_dir, replies, step_delay_s=0.0):
+def _solami_server(model_dir, replies, step_delay_s=0.0, **settings_overrides):
     settings = dataclasses.replace(
         LlmSettings(), host="127.0.0.1", port=0, metrics_port=-1, engine="transformers",
-        model=str(model_dir),
+        model=str(model_dir), **settings_overrides,
     )  # fmt: skip
     backend = TransformersGenerator(settings)
     engine = LlmEngine(settings, backend)
@@ -130,6 +130,22 @@ def test_a_failed_try_is_retried_and_never_streamed(model_dir):
     assert list(events[-1].end.reply.tokens.hand_ids) == [21, 22]
 
 
+def test_sampling_params_keep_the_methods_stop_strings(model_dir):
+    # The model goes on past its reply into a made-up user turn; a request that sets only a
+    # seed must still stop at "<eos>" like one with the default sampling.
+    server, _ = _solami_server(model_dir, [REPLY + "\n[Human]: <sobo><🕺1><eobo>"])
+    request = _solami_request(sampling=llm_pb2.SamplingParams(seed=5))
+    try:
+        with sync_channel(server.address) as channel:
+            events = list(llm_pb2_grpc.LlmServiceStub(channel).Generate(request, timeout=60))
+    finally:
+        server.stop()
+    text = "".join(e.text.text for e in events if e.HasField("text"))
+    assert "<eos>" not in text and "[Human]" not in text
+    assert text.rstrip().endswith("<eosp>")
+    assert events[-1].end.finish_reason == llm_pb2.FINISH_REASON_STOP
+
+
 def test_cancelling_stops_generation_within_a_step(model_dir):
     endless = " <sobo>" + "".join(f"<🕺{i % 500}>" for i in range(590))
     server, hook = _solami_server(model_dir, [endless], step_delay_s=0.02)
@@ -188,6 +204,26 @@ def test_prompt_over_the_context_limit_is_invalid(model_dir):
         server.stop()
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "limit is 1448 tokens" in error.value.details()
+
+
+def test_solami_prompt_limit_follows_the_context_setting(model_dir):
+    # 1024 context tokens less the 600 kept for the reply: a 500-unit utterance is too long.
+    server, _ = _solami_server(model_dir, [REPLY], context_tokens=1024)
+    long_user = llm_pb2.Message(
+        role=llm_pb2.ROLE_USER,
+        tokens=llm_pb2.SolamiTokens(speech_units=[1] * 500, body_ids=[1], hand_ids=[1]),
+    )
+    try:
+        with sync_channel(server.address) as channel, pytest.raises(grpc.RpcError) as error:
+            list(
+                llm_pb2_grpc.LlmServiceStub(channel).Generate(
+                    _solami_request(user=long_user), timeout=60
+                )
+            )
+    finally:
+        server.stop()
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "limit is 424 tokens" in error.value.details()
 
 
 @pytest.fixture(scope="module")
@@ -267,6 +303,28 @@ def test_bad_requests_are_invalid_argument(smollm_stub, overrides, message):
         list(smollm_stub.Generate(_agent_request(**overrides), timeout=30))
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert message in error.value.details()
+
+
+@pytest.mark.parametrize(
+    "method",
+    [llm_pb2.CONVERSATION_METHOD_LLM_SPEECH, llm_pb2.CONVERSATION_METHOD_DLP_RETRIEVAL],
+    ids=["llm+speech", "dlp+retrieval"],
+)
+def test_agent_prompt_over_the_context_window_is_invalid(smollm_stub, method):
+    # Four long history messages (the agent methods keep the last five messages) make a prompt
+    # of about 3,600 tokens, more than the 2048-token context window holds.
+    speech = "I remember every street of Gotham and every night I spent on its roofs. " * 50
+    history = [
+        llm_pb2.Message(role=role, text=speech, motion_text="stands still")
+        for role in (llm_pb2.ROLE_USER, llm_pb2.ROLE_CHARACTER) * 2
+    ]
+    with pytest.raises(grpc.RpcError) as error:
+        list(smollm_stub.Generate(_agent_request(method=method, history=history), timeout=60))
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "2048-token context window" in error.value.details()
+    assert "shorten the history" in error.value.details()
+    # The service is fine afterwards.
+    assert list(smollm_stub.Generate(_agent_request(), timeout=60))[-1].end.reply.speech
 
 
 def test_request_without_user_message(smollm_stub):

@@ -12,14 +12,18 @@ from services.llm.prompt import (
     Tokens,
     Turn,
     build_agent_messages,
+    build_agent_prompt,
     build_solami_prompt,
     check_tokens,
+    solami_prompt_budget,
 )
 from solami.errors import InvalidInput
 
 BOOK = CharacterBook()
 BATMAN = BOOK.get("Batman")
 SYSTEM = "You are Batman, a superhero with superhuman strength, agility, and intelligence."
+# The paper's limit: a 2048-token context less 600 tokens for the reply.
+BUDGET = solami_prompt_budget(2048)
 
 
 def count(text: str) -> int:
@@ -36,7 +40,9 @@ def character(speech, body=(), hand=()) -> Turn:
 
 
 def test_one_turn_prompt():
-    prompt, _, dropped = build_solami_prompt(BATMAN, (), user([5, 6], [1], [2], trans=7), count)
+    prompt, _, dropped = build_solami_prompt(
+        BATMAN, (), user([5, 6], [1], [2], trans=7), count, BUDGET
+    )
     assert prompt == (
         f"{SYSTEM}\n"
         "[Human]: <🔀7><sobo><🕺1><eobo><soha><🤚2><eoha><sosp><🗣️5><🗣️6><eosp><eoh>\n"
@@ -47,7 +53,8 @@ def test_one_turn_prompt():
 
 def test_two_turn_prompt_character_message_has_no_transform():
     history = (user([1], [2], [3], trans=4), character([9, 8], [7], [6]))
-    prompt, _, _ = build_solami_prompt(BATMAN, history, user([10], [11], [12], trans=13), count)
+    new = user([10], [11], [12], trans=13)
+    prompt, _, _ = build_solami_prompt(BATMAN, history, new, count, BUDGET)
     assert prompt == (
         f"{SYSTEM}\n"
         "[Human]: <🔀4><sobo><🕺2><eobo><soha><🤚3><eoha><sosp><🗣️1><eosp><eoh>\n"
@@ -69,16 +76,28 @@ def _five_turns() -> tuple[list[Turn], Turn]:
 
 def test_five_turn_prompt_without_truncation():
     history, new = _five_turns()
-    prompt, length, dropped = build_solami_prompt(BATMAN, history, new, count)
+    prompt, length, dropped = build_solami_prompt(BATMAN, history, new, count, BUDGET)
     assert dropped == 0
-    assert prompt.count("[Human]:") == 3 and prompt.count("[MMGPT]:") == 3
-    assert prompt.startswith(SYSTEM + "\n[Human]: <🔀1>")
+    assert prompt == (
+        f"{SYSTEM}\n"
+        "[Human]: <🔀1><sobo><🕺1><eobo><soha><🤚1><eoha><sosp><🗣️1><eosp><eoh>\n"
+        "[MMGPT]: <sobo><🕺2><eobo><soha><🤚2><eoha><sosp><🗣️2><eosp><eos>\n"
+        "[Human]: <🔀3><sobo><🕺3><eobo><soha><🤚3><eoha><sosp><🗣️3><eosp><eoh>\n"
+        "[MMGPT]: <sobo><🕺4><eobo><soha><🤚4><eoha><sosp><🗣️4><eosp><eos>\n"
+        "[Human]: <🔀5><sobo><🕺5><eobo><soha><🤚5><eoha><sosp><🗣️5><eosp><eoh>\n"
+        "[MMGPT]:"
+    )
     assert length == count(prompt)
+
+
+def test_solami_prompt_budget_is_the_context_less_600_reply_tokens():
+    assert BUDGET == 1448
+    assert solami_prompt_budget(4096) == 3496
 
 
 def test_truncation_drops_the_oldest_two_messages_and_keeps_the_system_prompt():
     history, new = _five_turns()
-    full = count(build_solami_prompt(BATMAN, history, new, count)[0])
+    full = count(build_solami_prompt(BATMAN, history, new, count, BUDGET)[0])
     prompt, length, dropped = build_solami_prompt(BATMAN, history, new, count, full)
     assert dropped == 2
     assert prompt == (
@@ -122,6 +141,32 @@ def test_agent_messages_keep_the_last_five_and_the_role_play_prompt():
     with_motion, _ = build_agent_messages(BATMAN, [], Turn("user", text="hi", motion="waves"), True)
     assert with_motion[-1]["content"] == "<speech>hi</speech> <motion>waves</motion>"
     assert "<motion>YYYY</motion>" in with_motion[0]["content"]
+
+
+def _render(messages: list[dict[str, str]]) -> str:
+    """A stand-in chat template."""
+    return "".join(f"<{m['role']}>{m['content']}</{m['role']}>" for m in messages)
+
+
+def test_agent_prompt_is_counted_against_the_context_window():
+    history = [Turn("user", text="hello " * 40), Turn("character", text="hi")]
+    new = Turn("user", text="how are you?")
+    prompt, length, dropped = build_agent_prompt(
+        BATMAN, history, new, False, _render, count, context_tokens=200, reply_tokens=20
+    )
+    messages, _ = build_agent_messages(BATMAN, history, new, False)
+    assert prompt == _render(messages) and length == count(prompt) and dropped == 0
+    # The same prompt in a window one token too small for it and a 20-token reply.
+    with pytest.raises(InvalidInput) as error:
+        build_agent_prompt(
+            BATMAN, history, new, False, _render, count, context_tokens=length + 19,
+            reply_tokens=20,
+        )  # fmt: skip
+    assert str(error.value) == (
+        f"the prompt (system prompt and the last 3 messages) is {length} tokens; with 20 "
+        f"tokens kept for the reply it does not fit the {length + 19}-token context window "
+        "(shorten the history texts or the user message, or ask for fewer new tokens)"
+    )
 
 
 def test_parse_well_formed_solami_reply():
@@ -169,6 +214,50 @@ def test_agent_parser_takes_untagged_text_as_speech():
     released += parser.finish()
     assert released == ["Sure, let me show you a dance.", "It is fun!"]
     assert parser.reply.motion == ""
+
+
+def test_agent_parser_releases_a_reply_cut_before_its_end_tag():
+    parser = AgentReplyParser(with_motion=True)
+    released = []
+    for char in "<speech>I am the night. I watch over Gotham and its peop":
+        released += parser.feed(char)
+    assert released == ["I am the night."]
+    assert parser.finish() == ["I watch over Gotham and its peop"]
+    assert parser.reply.speech == "I am the night. I watch over Gotham and its peop"
+    assert parser.reply.motion == ""
+
+
+@pytest.mark.parametrize("cut", ["<", "</", "</spe", "</speech"])
+def test_agent_parser_drops_a_closing_tag_cut_off(cut):
+    parser = AgentReplyParser(with_motion=False)
+    released = parser.feed(f"<speech>Hello there. Nice to meet you{cut}")
+    released += parser.finish()
+    assert released == ["Hello there.", "Nice to meet you"]
+
+
+@pytest.mark.parametrize(
+    "junk",
+    [
+        "",
+        "  \n ",
+        "*coughs* 🦇🦇🦇",
+        "... !!! ###",
+        "<speech>*sighs* 😀</speech> <motion></motion>",
+        "<speech></speech>",
+        "</s><|im_end|>",
+        "<spe",
+    ],
+    ids=["empty", "spaces", "directions-emoji", "punctuation", "empty-tags", "no-speech",
+         "markup", "cut-tag"],
+)  # fmt: skip
+def test_agent_parser_finds_no_speech_in_junk(junk):
+    parser = AgentReplyParser(with_motion=True)
+    released = []
+    for char in junk:
+        released += parser.feed(char)
+    released += parser.finish()
+    assert released == [] and parser.reply.sentences == []
+    assert parser.reply.speech == "" and parser.reply.motion == ""
 
 
 def test_clean_speech():

@@ -167,6 +167,7 @@ class LlmEngine(Engine):
             self._check(request)
         character = self.characters.get(request.character)
         started = time.perf_counter()
+        context_tokens = self.settings.context_tokens
         if request.method == SOLAMI:
             prompt, _, dropped = await asyncio.to_thread(
                 prompts.build_solami_prompt,
@@ -174,15 +175,23 @@ class LlmEngine(Engine):
                 request.history,
                 request.user,
                 self.backend.count_tokens,
+                prompts.solami_prompt_budget(context_tokens),
             )
             stream = self._solami(prompt, request.sampling or SOLAMI_SAMPLING, started, dropped)
         else:
             with_motion = request.method == DLP_RETRIEVAL
-            messages, dropped = prompts.build_agent_messages(
-                character, request.history, request.user, with_motion
-            )
-            prompt = self.backend.chat_prompt(messages)
             sampling = request.sampling or AGENT_SAMPLING
+            prompt, _, dropped = await asyncio.to_thread(
+                prompts.build_agent_prompt,
+                character,
+                request.history,
+                request.user,
+                with_motion,
+                self.backend.chat_prompt,
+                self.backend.count_tokens,
+                context_tokens,
+                sampling.max_new_tokens,
+            )
             stream = self._agent(prompt, sampling, with_motion, started, dropped)
         async for event in stream:
             yield event

@@ -1,9 +1,10 @@
 """Parsing model output: SOLAMI token replies and the agent methods' tagged text, streaming.
 
 Agent replies are cleaned like the original server (non-ASCII such as emoji and
-``*stage directions*`` removed) and capped (at most ``MAX_WORDS`` words in at most
-``MAX_SENTENCES`` sentences); sentences are released as soon as they are complete so speech-out
-can start on the first one.
+``*stage directions*`` removed, and markup such as tags or a tag cut off at the end of the
+reply) and capped (at most ``MAX_WORDS`` words in at most ``MAX_SENTENCES`` sentences);
+sentences are released as soon as they are complete so speech-out can start on the first one.
+Text with nothing to say (no letter or digit) is not a sentence.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ UNTAGGED_AFTER_CHARS = 12
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+")
 _STAGE_DIRECTION = re.compile(r"\*[^*]*\*|\*[^*]*$")
 _NON_ASCII = re.compile(r"[^\x00-\x7F]+")
-_TAG = re.compile(r"</?(speech|motion)>")
+# Whole tags (<speech>, </s>, <|im_end|>) and a tag cut off at the end (</spe).
+_MARKUP = re.compile(r"<[^<>\s]*>|<[^<>\s]*$")
+_SPEAKABLE = re.compile(r"[A-Za-z0-9]")
 
 
 def _between(text: str, open_tag: str, close_tag: str) -> str | None:
@@ -49,10 +52,10 @@ def parse_solami(text: str) -> Tokens:
 
 
 def clean_speech(text: str) -> str:
-    """Speakable text: no emoji/non-ASCII, no stage directions, no stray tags, tidy spaces."""
+    """Speakable text: no emoji/non-ASCII, no stage directions, no markup, tidy spaces."""
     text = _NON_ASCII.sub("", text)
     text = _STAGE_DIRECTION.sub("", text)
-    text = _TAG.sub(" ", text).replace("<", " ").replace(">", " ")
+    text = _MARKUP.sub(" ", text).replace("<", " ").replace(">", " ")
     return re.sub(r"\s+", " ", text).strip()
 
 
@@ -136,7 +139,7 @@ class AgentReplyParser:
         released = []
         for piece in pieces:
             sentence = clean_speech(piece)
-            if not sentence:
+            if not _SPEAKABLE.search(sentence):
                 continue
             words = len(sentence.split())
             if self.reply.sentences and self._words + words > MAX_WORDS:

@@ -3,8 +3,12 @@
 SOLAMI: ``"{system}\\n[Human]: {msg}<eoh>\\n[MMGPT]: {msg}<eos>\\n..."`` ending in
 ``"[Human]: {msg}<eoh>\\n[MMGPT]:"``, with user messages
 ``<🔀t><sobo>...<eobo><soha>...<eoha><sosp>...<eosp>`` and character messages without the
-transform token. The oldest two messages are dropped while the prompt is at least
-``CONTEXT_TOKENS - MAX_NEW_TOKENS`` tokens; the system prompt always stays.
+transform token. The oldest two messages are dropped while the prompt is at least the context
+window less ``SOLAMI_REPLY_TOKENS`` (2048 - 600 = 1448 tokens in the paper); the system prompt
+always stays.
+
+Agent methods: the system prompt and the last ``AGENT_HISTORY_MESSAGES`` messages in the model's
+chat template; a prompt that leaves no room in the context window for the reply is refused.
 """
 
 from __future__ import annotations
@@ -16,9 +20,8 @@ from services.llm import vocabulary as v
 from services.llm.characters import Character
 from solami.errors import InvalidInput
 
-CONTEXT_TOKENS = 2048
-MAX_NEW_TOKENS = 600
-PROMPT_BUDGET_TOKENS = CONTEXT_TOKENS - MAX_NEW_TOKENS  # 1448
+# Tokens the SOLAMI method keeps free for the reply (its longest reply, as in the paper).
+SOLAMI_REPLY_TOKENS = 600
 # The agent methods keep this many most recent messages (the new user message included).
 AGENT_HISTORY_MESSAGES = 5
 
@@ -97,14 +100,20 @@ def render_solami(system: str, turns: Sequence[Turn]) -> str:
     return "\n".join(lines)
 
 
+def solami_prompt_budget(context_tokens: int) -> int:
+    """SOLAMI prompts stay under this many tokens (1448 for the paper's 2048-token context)."""
+    return context_tokens - SOLAMI_REPLY_TOKENS
+
+
 def build_solami_prompt(
     character: Character,
     history: Sequence[Turn],
     user: Turn,
     count_tokens: Callable[[str], int],
-    budget_tokens: int = PROMPT_BUDGET_TOKENS,
+    budget_tokens: int,
 ) -> tuple[str, int, int]:
-    """(prompt, its token count, history messages dropped) within the token budget."""
+    """(prompt, its token count, history messages dropped): the oldest messages are dropped, two
+    at a time, until the prompt is under ``budget_tokens``."""
     dropped = 0
     while True:
         prompt = render_solami(character.solami_prompt, [*history[dropped:], user])
@@ -144,3 +153,30 @@ def build_agent_messages(
         role = "user" if turn.role == "user" else "assistant"
         messages.append({"role": role, "content": agent_message(turn, with_motion)})
     return messages, dropped
+
+
+def build_agent_prompt(
+    character: Character,
+    history: Sequence[Turn],
+    user: Turn,
+    with_motion: bool,
+    chat_prompt: Callable[[list[dict[str, str]]], str],
+    count_tokens: Callable[[str], int],
+    context_tokens: int,
+    reply_tokens: int,
+) -> tuple[str, int, int]:
+    """(prompt, its token count, history messages dropped) for an agent method.
+
+    Raises InvalidInput when the prompt and ``reply_tokens`` new tokens do not fit in
+    ``context_tokens``."""
+    messages, dropped = build_agent_messages(character, history, user, with_motion)
+    prompt = chat_prompt(messages)
+    length = count_tokens(prompt)
+    if length + reply_tokens > context_tokens:
+        raise InvalidInput(
+            f"the prompt (system prompt and the last {len(messages) - 1} messages) is {length} "
+            f"tokens; with {reply_tokens} tokens kept for the reply it does not fit the "
+            f"{context_tokens}-token context window (shorten the history texts or the user "
+            "message, or ask for fewer new tokens)"
+        )
+    return prompt, length, dropped

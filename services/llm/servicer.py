@@ -59,6 +59,7 @@ def sampling_from_proto(params: llm_pb2.SamplingParams, method: str) -> Sampling
         min_new_tokens=params.min_new_tokens or base.min_new_tokens,
         presence_penalty=base.presence_penalty,
         seed=params.seed,
+        stop=base.stop,
     )
 
 

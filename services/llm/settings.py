@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from services.llm.prompt import SOLAMI_REPLY_TOKENS
 from solami.registry import SERVICES
 from solami.settings import ServiceSettings, SettingsError
 
@@ -22,7 +23,8 @@ class LlmSettings(ServiceSettings):
     engine: str = "llama-cpp"
     # Model path: a .gguf file (llama-cpp; empty = the packaged SmolLM2) or an HF directory.
     model: str = ""
-    # Context window in tokens (SOLAMI: 2048).
+    # Context window in tokens (SOLAMI: 2048). SOLAMI prompts stay under it less 600 tokens for
+    # the reply (1448); agent prompts must leave room for max_new_tokens (150 by default).
     context_tokens: int = 2048
     # CPU threads for inference.
     cpu_threads: int = 2
@@ -47,6 +49,11 @@ class LlmSettings(ServiceSettings):
             )
         if self.engine != "llama-cpp" and not self.model:
             raise SettingsError(f"{prefix}MODEL must name a model directory for {self.engine}")
+        if self.context_tokens <= SOLAMI_REPLY_TOKENS:
+            raise SettingsError(
+                f"{prefix}CONTEXT_TOKENS must be more than {SOLAMI_REPLY_TOKENS} (the tokens kept "
+                f"for a reply), got {self.context_tokens}"
+            )
         if self.max_attempts < 1:
             raise SettingsError(f"{prefix}MAX_ATTEMPTS must be >= 1, got {self.max_attempts}")
         if not 0.0 < self.gpu_memory_utilization <= 1.0:
