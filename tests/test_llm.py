@@ -261,6 +261,13 @@ def test_smollm_answers_a_greeting_in_character(smollm_stub):
     assert end.first_token_ms < end.total_ms
     first_sentence_at = next(i for i, e in enumerate(events) if e.HasField("sentence"))
     assert first_sentence_at < len(events) - 1
+    # header -> data -> end, the header naming what serves the turn
+    kinds = [event.WhichOneof("event") for event in events]
+    assert kinds[0] == "header" and kinds.count("header") == 1 and kinds[-1] == "end"
+    header = events[0].header
+    assert header.engine == "llama-cpp" and header.character == "Batman"
+    assert header.method == llm_pb2.CONVERSATION_METHOD_LLM_SPEECH
+    assert header.prompt_tokens == end.prompt_tokens > 0
 
 
 def test_history_prefix_is_reused_on_the_next_turn(smollm_stub):

@@ -45,6 +45,16 @@ class Request:
 
 
 @dataclasses.dataclass(frozen=True)
+class Started:
+    """First event: the prompt is built (and accepted)."""
+
+    prompt_tokens: int
+    dropped_messages: int
+    # The character played (the default one when the request named none).
+    character: str
+
+
+@dataclasses.dataclass(frozen=True)
 class TextDelta:
     text: str
 
@@ -83,7 +93,7 @@ class Finished:
     tokens: Tokens = dataclasses.field(default_factory=Tokens)
 
 
-Event = TextDelta | SentenceReady | SpeechUnits | MotionTokens | Finished
+Event = Started | TextDelta | SentenceReady | SpeechUnits | MotionTokens | Finished
 
 
 def make_backend(settings: LlmSettings) -> TextGenerator:
@@ -169,7 +179,7 @@ class LlmEngine(Engine):
         started = time.perf_counter()
         context_tokens = self.settings.context_tokens
         if request.method == SOLAMI:
-            prompt, _, dropped = await asyncio.to_thread(
+            prompt, prompt_tokens, dropped = await asyncio.to_thread(
                 prompts.build_solami_prompt,
                 character,
                 request.history,
@@ -181,7 +191,7 @@ class LlmEngine(Engine):
         else:
             with_motion = request.method == DLP_RETRIEVAL
             sampling = request.sampling or AGENT_SAMPLING
-            prompt, _, dropped = await asyncio.to_thread(
+            prompt, prompt_tokens, dropped = await asyncio.to_thread(
                 prompts.build_agent_prompt,
                 character,
                 request.history,
@@ -193,6 +203,7 @@ class LlmEngine(Engine):
                 sampling.max_new_tokens,
             )
             stream = self._agent(prompt, sampling, with_motion, started, dropped)
+        yield Started(prompt_tokens, dropped, character.name)
         async for event in stream:
             yield event
 

@@ -63,7 +63,13 @@ def sampling_from_proto(params: llm_pb2.SamplingParams, method: str) -> Sampling
     )
 
 
-def event_to_proto(event: e.Event, turn) -> llm_pb2.GenerateEvent:
+def event_to_proto(event: e.Event, turn, header: llm_pb2.GenerateHeader) -> llm_pb2.GenerateEvent:
+    """``event`` as a message; ``header`` is completed by the ``Started`` event."""
+    if isinstance(event, e.Started):
+        header.prompt_tokens = event.prompt_tokens
+        header.dropped_messages = event.dropped_messages
+        header.character = event.character
+        return llm_pb2.GenerateEvent(turn=turn, header=header)
     if isinstance(event, e.TextDelta):
         return llm_pb2.GenerateEvent(turn=turn, text=llm_pb2.TextDelta(text=event.text))
     if isinstance(event, e.SentenceReady):
@@ -142,6 +148,7 @@ class LlmServicer(llm_pb2_grpc.LlmServiceServicer):
             user=turn_from_proto(request.user, "the user message"),
             sampling=sampling_from_proto(request.sampling, method),
         )
+        header = llm_pb2.GenerateHeader(engine=self._engine.name, method=request.method)
         async for event in self._engine.generate(domain):
             if isinstance(event, e.Finished):
                 self._metrics.first_token_seconds.labels(method).observe(
@@ -149,7 +156,7 @@ class LlmServicer(llm_pb2_grpc.LlmServiceServicer):
                 )
                 self._metrics.tokens_total.labels(method).inc(event.completion_tokens)
                 self._metrics.attempts_total.labels(method).inc(event.attempts)
-            yield event_to_proto(event, request.turn)
+            yield event_to_proto(event, request.turn, header)
 
     async def ListCharacters(
         self, request: llm_pb2.ListCharactersRequest, context: grpc.aio.ServicerContext
