@@ -99,6 +99,25 @@ def test_every_character_voice_is_understood_by_whisper(stub, whisper, character
     assert word_error_rate(" ".join(SENTENCES), transcript) <= 0.2, transcript
 
 
+@pytest.fixture(scope="module")
+def espeak_stub():
+    """The tts service on its light fallback backend, eSpeak NG."""
+    settings = dataclasses.replace(
+        TtsSettings(), host="127.0.0.1", port=0, metrics_port=-1, cpu_threads=1, backend="espeak"
+    )
+    running = InProcessServer(DEFINITION, settings, TtsEngine(settings)).start()
+    with sync_channel(running.address) as channel:
+        yield tts_pb2_grpc.TtsServiceStub(channel)
+    running.stop()
+
+
+@pytest.mark.parametrize("character", list(CHARACTER_VOICES))
+def test_every_espeak_voice_is_understood_by_whisper(espeak_stub, whisper, character):
+    speech = _speak(espeak_stub, SENTENCES, character=character)
+    transcript = whisper.transcribe(speech.samples, speech.sample_rate_hz).text
+    assert word_error_rate(" ".join(SENTENCES), transcript) <= 0.2, transcript
+
+
 def test_characters_sound_different(stub):
     pitch = {}
     for character in ("User", "Samantha", "Batman", "Banaya"):

@@ -145,6 +145,11 @@ def test_voice_prompts_are_encoded_once_from_file_or_speech(model_dirs, tmp_path
     assert samantha.shape == (1, 75, 8) and spoken == ["Samantha"]
     assert vocoder.prompt("Samantha", VOICES["bright"], speak) is samantha
     assert spoken == ["Samantha"]
+    # Another voice for the same character (a request's voice override) is its own prompt;
+    # a recorded prompt is the character's whatever the voice.
+    assert vocoder.prompt("Samantha", VOICES["deep"], speak) is not samantha
+    assert spoken == ["Samantha", "Samantha"]
+    assert vocoder.prompt("Batman", VOICES["bright"], speak) is batman
 
 
 def test_chunked_units_render_like_one_chunk(model_dirs):

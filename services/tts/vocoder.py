@@ -62,7 +62,8 @@ class UnitVocoder:
         self._device = device
         self._soundstorm = None
         self._tokenizer = None
-        self._prompts: dict[str, torch.Tensor] = {}
+        # (character, voice name or "" for a recorded prompt) -> prompt tokens.
+        self._prompts: dict[tuple[str, str], torch.Tensor] = {}
         # One rendering at a time: torch already uses every core.
         self.lock = threading.Lock()
 
@@ -73,14 +74,18 @@ class UnitVocoder:
         self._tokenizer = load_speechtokenizer(*self._tokenizer_paths, device=self._device)
 
     def prompt(self, character: str, voice: Voice, speak: PromptSpeaker) -> torch.Tensor:
-        """The (1, frames, 8) prompt tokens of a character (or voice), encoded once."""
-        key = character or voice.name
+        """The (1, frames, 8) prompt tokens of a character (or voice), encoded once.
+
+        The character's recorded prompt wins; without one the prompt is spoken in ``voice``,
+        so it is cached per character and voice."""
+        path = self._prompt_dir / f"{character}.wav" if self._prompt_dir and character else None
+        recorded = path is not None and path.is_file()
+        key = (character, "" if recorded else voice.name)
         with self.lock:
             cached = self._prompts.get(key)
         if cached is not None:
             return cached
-        path = self._prompt_dir / f"{character}.wav" if self._prompt_dir and character else None
-        if path is not None and path.is_file():
+        if recorded:
             try:
                 samples, rate = audio.decode_wav(path.read_bytes(), MAX_PROMPT_FILE_S)
             except InvalidInput as exc:
