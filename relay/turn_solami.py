@@ -125,15 +125,21 @@ class SolamiTurn:
         body_task = asyncio.create_task(self._decode_motion(motion))
         try:
             index = 0
+            body_sent = False
             async for samples, rate in self._vocode(units):
                 face = await animate(self._clients, self._turn, samples, rate, [],
                                      self._settings.face_deadline_s)  # fmt: skip
                 self.log.mark("first_clip")
                 yield Clip(index, "", samples, rate, face)
                 index += 1
+                # The body starts as soon as it is decoded (its tokens follow the speech units
+                # in the reply), not after the last clip.
+                if not body_sent and body_task.done():
+                    body_sent = True
+                    if (body := body_task.result()) is not None:
+                        yield body
             await llm_task
-            body = await body_task
-            if body is not None:
+            if not body_sent and (body := await body_task) is not None:
                 yield body
         finally:
             for task in (llm_task, body_task):

@@ -6,7 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from services.llm.characters import CharacterBook
-from services.llm.vocabulary import added_tokens
+from services.llm.vocabulary import CHARACTER_ROLE, added_tokens
+
+# LM head scale of a scripted model: the next reply token's logit leads the others by tens.
+SCRIPT_LOGIT_SCALE = 8.0
 
 _CORPUS = [c.solami_prompt for c in CharacterBook().characters] + [
     "Hello, how are you? I am fine. Let us dance together and wave hello.",
@@ -45,4 +48,41 @@ def save_tiny_solami(model_dir: Path, seed: int = 0, hidden_size: int = 32) -> P
     model_dir.mkdir(parents=True, exist_ok=True)
     LlamaForCausalLM(config).save_pretrained(model_dir)
     fast.save_pretrained(model_dir)
+    return model_dir
+
+
+def save_scripted_solami(model_dir: Path, reply: str, hidden_size: int = 64) -> Path:
+    """A tiny SOLAMI LLaMA whose weights make it answer every prompt with ``reply``.
+
+    Attention and MLP outputs are zero, so each position's hidden state is its token's
+    embedding and the model is a bigram table: the LM head row of each reply token points
+    along the embedding of the token before it, starting from the prompt's last token
+    (the ``:`` after ``[MMGPT]``). ``reply`` must not repeat a token. The model is loaded and
+    sampled like any other SOLAMI checkpoint; only its weights are written by hand.
+    """
+    import torch
+    from transformers import AutoTokenizer, LlamaForCausalLM
+
+    save_tiny_solami(model_dir, hidden_size=hidden_size)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = LlamaForCausalLM.from_pretrained(model_dir)
+    assert not model.config.tie_word_embeddings  # the head is written apart from the input
+    prompt_end = tokenizer(f"{CHARACTER_ROLE}:", add_special_tokens=False).input_ids[-1]
+    chain = [
+        prompt_end,
+        *tokenizer(reply, add_special_tokens=False).input_ids,
+        tokenizer.eos_token_id,
+    ]
+    if len(set(chain)) != len(chain):
+        raise ValueError("a scripted reply must not repeat a token")
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+        embeddings = model.model.embed_tokens.weight
+        head = model.lm_head.weight
+        head.normal_(0.0, 0.01)
+        for current, following in zip(chain, chain[1:], strict=False):
+            head[following] = SCRIPT_LOGIT_SCALE * embeddings[current] / embeddings[current].norm()
+    model.save_pretrained(model_dir)
     return model_dir
