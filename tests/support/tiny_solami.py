@@ -3,6 +3,7 @@ layout (config.json, model.safetensors, tokenizer files) like a real SOLAMI chec
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 from services.llm.characters import CharacterBook
@@ -82,7 +83,7 @@ def save_scripted_solami(model_dir: Path, reply: str, hidden_size: int = 64) -> 
         embeddings = model.model.embed_tokens.weight
         head = model.lm_head.weight
         head.normal_(0.0, 0.01)
-        for current, following in zip(chain, chain[1:], strict=False):
+        for current, following in itertools.pairwise(chain):
             head[following] = SCRIPT_LOGIT_SCALE * embeddings[current] / embeddings[current].norm()
     model.save_pretrained(model_dir)
     return model_dir
