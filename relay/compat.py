@@ -16,13 +16,19 @@ from fastapi.responses import FileResponse, JSONResponse
 
 from relay.sessions import UNITY_CHARACTERS
 from relay.settings import METHODS
-from relay.turn import AgentTurn, BodyMotion, Clip, TurnError, history_update
+from relay.turn import AgentTurn, BodyMotion, Clip, TurnError
+from relay.turn_solami import SolamiTurn
+from services.motion import features
 from solami import audio
 
 if TYPE_CHECKING:
     from relay.server import Relay
 
 MODEL_CHARACTERS = set(UNITY_CHARACTERS.values())
+# SMPL-X (poses (T,165), trans (T,3)).
+SmplxClip = tuple[np.ndarray, np.ndarray]
+# Arrays of the original /interact/ motion npz.
+MOTION_KEYS = ("poses", "trans", "poses_ai", "trans_ai")
 _FILE_NAME = re.compile(r"^[0-9a-f]{32}\.(wav|npz)$")
 
 
@@ -59,8 +65,8 @@ def create_app(relay: Relay) -> FastAPI:
         method: Annotated[str, Form()] = "dlp+retrieval",
         character: Annotated[str, Form()] = "Samantha",
     ) -> dict:
-        if method not in METHODS or method == "solami":
-            raise HTTPException(422, f"method must be llm+speech or dlp+retrieval, got {method!r}")
+        if method not in METHODS:
+            raise HTTPException(422, f"method must be one of {', '.join(METHODS)}, got {method!r}")
         char_id, model_character = _character(character)
         session = await relay.store.create(char_id, method, model_character)
         return {"session_id": session.session_id, "session_name": session_name}
@@ -80,13 +86,19 @@ def create_app(relay: Relay) -> FastAPI:
         session = await relay.store.get(session_id)
         if session is None:
             raise HTTPException(404, f"no session {session_id!r}")
-        if motion is not None:
-            _check_motion(await motion.read())
-        turn = AgentTurn(relay.clients, relay.settings, session, uuid.uuid4().hex[:12])
+        user, character = _read_motion(await motion.read()) if motion is not None else (None, None)
+        turn_id = uuid.uuid4().hex[:12]
+        wav = await audio_file.read()
+        if session.method == "solami":
+            turn = SolamiTurn(relay.clients, relay.settings, session, turn_id)
+            replies = turn.run(wav, user, character)
+        else:
+            turn = AgentTurn(relay.clients, relay.settings, session, turn_id)
+            replies = turn.run(wav)
         clips: list[Clip] = []
         body: BodyMotion | None = None
         try:
-            async for item in turn.run(await audio_file.read()):
+            async for item in replies:
                 if isinstance(item, Clip):
                     clips.append(item)
                 else:
@@ -94,8 +106,8 @@ def create_app(relay: Relay) -> FastAPI:
         except TurnError as exc:
             status = 422 if exc.stage == "input" else 503
             raise HTTPException(status, f"{exc.stage} failed: {exc.reason}") from None
-        if turn.log.user_text:
-            session.add(*history_update(turn.log, [c.text for c in clips]))
+        if clips or turn.log.user_text:
+            session.add(*turn.history(clips))
             await relay.store.save(session)
         name = uuid.uuid4().hex
         rate = clips[0].rate_hz if clips else 16_000
@@ -116,13 +128,29 @@ def create_app(relay: Relay) -> FastAPI:
     return app
 
 
-def _check_motion(data: bytes) -> None:
-    """The original request's npz: poses (T,165), trans (T,3), poses_ai (1,165), trans_ai (1,3)."""
+def _read_motion(
+    data: bytes,
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """The original request's npz, Z-up like the original relay wrote it: the user's ``poses``
+    (T,165) and ``trans`` (T,3), the character's ``poses_ai`` (1,165) and ``trans_ai`` (1,3).
+    Returns both as Y-up SMPL-X (user, character)."""
     try:
         with np.load(io.BytesIO(data)) as npz:
-            shapes = {k: npz[k].shape for k in ("poses", "trans", "poses_ai", "trans_ai")}
+            arrays = {k: np.asarray(npz[k], np.float64) for k in MOTION_KEYS}
     except (OSError, ValueError, KeyError) as exc:
-        raise HTTPException(422, f"motion must be an npz with poses, trans, poses_ai, "
-                                 f"trans_ai: {exc}") from None  # fmt: skip
-    if shapes["poses"][1:] != (165,) or shapes["trans"][1:] != (3,):
-        raise HTTPException(422, f"motion poses must be (T,165) and trans (T,3), got {shapes}")
+        raise HTTPException(422, f"motion must be an npz with {', '.join(MOTION_KEYS)}: "
+                                 f"{exc}") from None  # fmt: skip
+    shapes = {k: v.shape for k, v in arrays.items()}
+    for poses, trans in (("poses", "trans"), ("poses_ai", "trans_ai")):
+        if (
+            arrays[poses].ndim != 2 or arrays[poses].shape[1:] != (165,)
+            or arrays[trans].shape != (len(arrays[poses]), 3) or not len(arrays[poses])
+        ):  # fmt: skip
+            raise HTTPException(
+                422, f"motion {poses} must be (T,165) and {trans} (T,3), got {shapes}"
+            )
+        if not (np.isfinite(arrays[poses]).all() and np.isfinite(arrays[trans]).all()):
+            raise HTTPException(422, f"motion {poses}/{trans} hold NaN or infinite values")
+    user = features.convert_up_axis(features.Motion(arrays["poses"], arrays["trans"]))
+    ai = features.convert_up_axis(features.Motion(arrays["poses_ai"], arrays["trans_ai"]))
+    return (user.poses, user.trans), (ai.poses[-1:], ai.trans[-1:])

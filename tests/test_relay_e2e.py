@@ -264,25 +264,7 @@ def test_session_history_survives_a_relay_restart(stack, tmp_path):
 
 
 def test_compatibility_api(stack):
-    import http.client
-    import uuid
-
-    def post(path: str, fields: dict, files: dict | None = None) -> tuple[int, dict]:
-        boundary = uuid.uuid4().hex
-        body = b""
-        for key, value in fields.items():
-            body += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{key}\"\r\n\r\n"
-                     f"{value}\r\n").encode()  # fmt: skip
-        for key, (filename, data) in (files or {}).items():
-            body += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{key}\"; "
-                     f"filename=\"{filename}\"\r\n\r\n").encode() + data + b"\r\n"  # fmt: skip
-        body += f"--{boundary}--\r\n".encode()
-        conn = http.client.HTTPConnection("127.0.0.1", int(stack.env["SOLAMI_RELAY_HTTP_PORT"]))
-        conn.request("POST", path, body,
-                     {"Content-Type": f"multipart/form-data; boundary={boundary}"})  # fmt: skip
-        reply = conn.getresponse()
-        return reply.status, json.loads(reply.read())
-
+    post = stack.post_form
     status, created = post("/create_session/", {"session_name": "t", "method": "dlp+retrieval",
                                                 "character": "Batman"})  # fmt: skip
     assert status == 200

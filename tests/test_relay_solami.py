@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -106,3 +108,35 @@ def test_the_next_solami_turn_carries_the_history(stack, tmp_path):
     session = json.loads(sessions.get(f"solami:session:{session_id}"))
     roles = [message["role"] for message in session["history"]]
     assert roles[-4:] == ["user", "character", "user", "character"]
+
+
+def test_the_original_model_server_api_runs_solami_sessions(stack):
+    status, created = stack.post_form("/create_session/", {"method": "solami",
+                                                           "character": "Samantha"})  # fmt: skip
+    assert status == 200, created
+    # The original relay's request: the question and a Z-up npz of the user's motion with the
+    # character's current pose.
+    user = np.zeros((60, 165))
+    user[:, 0] = np.pi / 2  # standing in a Z-up world
+    motion = io.BytesIO()
+    np.savez(motion, poses=user, trans=np.tile([0.0, 0.0, 0.95], (60, 1)),
+             poses_ai=user[:1], trans_ai=np.array([[0.0, 1.5, 0.95]]))  # fmt: skip
+    status, reply = stack.post_form(
+        "/interact/", {"session_id": created["session_id"]},
+        {"audio": ("q.wav", QUESTION.read_bytes()), "motion": ("m.npz", motion.getvalue())},
+    )  # fmt: skip
+    assert status == 200, reply
+    with urllib.request.urlopen(stack.http_url + reply["audio_url"], timeout=10) as got:
+        samples, rate = audio.decode_wav(got.read(), 60)
+    assert rate == 16_000 and len(samples) == len(SPEECH_UNITS) * rate // 50
+    with urllib.request.urlopen(stack.http_url + reply["motion_url"], timeout=10) as got:
+        motion_npz = got.read()
+    with np.load(io.BytesIO(motion_npz)) as npz:
+        assert npz["poses"].shape == (4 * len(BODY_IDS), 165)
+    bad = io.BytesIO()
+    np.savez(bad, poses=np.zeros((5, 100)))
+    status, _ = stack.post_form(
+        "/interact/", {"session_id": created["session_id"]},
+        {"audio": ("q.wav", QUESTION.read_bytes()), "motion": ("m.npz", bad.getvalue())},
+    )  # fmt: skip
+    assert status == 422

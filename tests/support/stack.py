@@ -5,6 +5,7 @@ Parts can be stopped and started again (to test failures) without touching the o
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 
 from solami.registry import SERVICES
@@ -96,6 +98,25 @@ class Stack:
                 return
             time.sleep(0.1)
         raise AssertionError(f"the relay's channels did not reconnect: {states}")
+
+    def post_form(
+        self, path: str, fields: dict[str, str], files: dict[str, tuple[str, bytes]] | None = None
+    ) -> tuple[int, dict]:
+        """POSTs a multipart form to the relay's HTTP API: (status, JSON reply)."""
+        boundary = uuid.uuid4().hex
+        body = b""
+        for key, value in fields.items():
+            body += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{key}\"\r\n\r\n"
+                     f"{value}\r\n").encode()  # fmt: skip
+        for key, (filename, data) in (files or {}).items():
+            body += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{key}\"; "
+                     f"filename=\"{filename}\"\r\n\r\n").encode() + data + b"\r\n"  # fmt: skip
+        body += f"--{boundary}--\r\n".encode()
+        conn = http.client.HTTPConnection("127.0.0.1", int(self.env["SOLAMI_RELAY_HTTP_PORT"]))
+        conn.request("POST", path, body,
+                     {"Content-Type": f"multipart/form-data; boundary={boundary}"})  # fmt: skip
+        reply = conn.getresponse()
+        return reply.status, json.loads(reply.read())
 
     def stop(self, name: str, sig: int = signal.SIGTERM) -> None:
         process = self.processes.pop(name, None)
