@@ -7,6 +7,7 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import urlparse
 
 from solami.registry import RELAY, redis_url
 from solami.settings import SettingsError, check_port, load_settings
@@ -112,4 +113,13 @@ def load_relay_settings(environ: Mapping[str, str] | None = None) -> tuple[Relay
     if rig and settings.rig_data is None:
         settings = dataclasses.replace(settings, rig_data=Path(rig))
         settings.validate(RELAY.env_prefix)
-    return settings, redis_url(env)
+    url = redis_url(env)
+    default_db = int(urlparse(url).path.strip("/") or 0)
+    for config in settings.headset_configs(default_db):
+        if config.redis_db == settings.session_db:
+            raise SettingsError(
+                f"{RELAY.env_prefix}SESSION_DB ({settings.session_db}) is headset "
+                f"{config.name!r}'s Redis database, which the headset empties (FLUSHDB) when it "
+                "starts: give the sessions another database"
+            )
+    return settings, url

@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 
 from relay.animation import Animator, blend_poses
 from relay.sessions import Message, SessionStore, character_for
-from relay.settings import RelaySettings
+from relay.settings import RelaySettings, load_relay_settings
 from solami.settings import SettingsError, load_settings
 
 
@@ -94,3 +94,10 @@ def test_headset_settings():
         load_settings(RelaySettings, "SOLAMI_RELAY_", {"SOLAMI_RELAY_HEADSETS": "a:x:0"})
     with pytest.raises(SettingsError, match="SOLAMI_RELAY_METHOD"):
         load_settings(RelaySettings, "SOLAMI_RELAY_", {"SOLAMI_RELAY_METHOD": "telepathy"})
+    # A headset empties its database when it starts: the sessions must live elsewhere.
+    with pytest.raises(SettingsError, match=r"SESSION_DB .* headset 'main'"):
+        load_relay_settings({"SOLAMI_REDIS_URL": "redis://127.0.0.1:6379/1"})
+    with pytest.raises(SettingsError, match="headset 'b'"):
+        load_relay_settings({"SOLAMI_RELAY_HEADSETS": "a:8099:0,b:8100:1"})
+    settings, url = load_relay_settings({"SOLAMI_REDIS_URL": "redis://127.0.0.1:6379/3"})
+    assert settings.session_db == 1 and url.endswith("/3")
