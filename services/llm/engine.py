@@ -141,6 +141,11 @@ class LlmEngine(Engine):
         self.backend.shutdown()
 
     @property
+    def healthy(self) -> bool:
+        """The backend's own health where it reports one (vLLM's engine loop can die)."""
+        return getattr(self.backend, "healthy", True)
+
+    @property
     def methods(self) -> tuple[str, ...]:
         return METHODS if self.backend.supports_solami else (LLM_SPEECH, DLP_RETRIEVAL)
 

@@ -44,6 +44,11 @@ class VllmGenerator(HfTokenizerPrompts):
             raise EngineUnavailable(f"vLLM cannot load {self._settings.model}: {exc}") from exc
         self._tokenizer = AutoTokenizer.from_pretrained(self._settings.model)
 
+    @property
+    def healthy(self) -> bool:
+        """False once vLLM's engine loop has died (the service then reports NOT_SERVING)."""
+        return self._engine is not None and not getattr(self._engine, "errored", False)
+
     def shutdown(self) -> None:
         if self._engine is not None:
             self._engine.shutdown()
@@ -67,6 +72,8 @@ class VllmGenerator(HfTokenizerPrompts):
         )
         request_id = uuid.uuid4().hex
         finished = False
+        if not self.healthy:
+            raise EngineUnavailable("vLLM's engine has stopped; the service is restarting")
         try:
             async for output in self._engine.generate(prompt, params, request_id):
                 if output.prompt_token_ids is not None:
