@@ -236,6 +236,13 @@ def test_cli_transcribe_and_bad_file(server, tmp_path):
     result = json.loads(out)
     assert set(result) >= {"text", "language", "segments", "duration_s"}
     assert word_error_rate(SENTENCES[0], result["text"]) <= 0.25
+    process = spawn(["-m", "solami", "call", "asr", "tokenize", str(good)], env)
+    out, err = finish(process, 120)
+    assert process.returncode == 0, err
+    units = json.loads(out)["units"]
+    # as many units as the VAD-trimmed speech lasts, at 50 per second
+    assert abs(len(units) - round(result["speech_duration_s"] * 50)) <= 2, len(units)
+    assert all(0 <= u < 1024 for u in units)
     process = spawn(["-m", "solami", "call", "asr", "tokenize", str(bad)], env)
     out, err = finish(process, 120)
     assert process.returncode == 1

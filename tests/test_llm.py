@@ -355,3 +355,21 @@ def test_concurrent_generations_are_served_one_after_another(smollm_stub):
     for thread in threads:
         thread.join(240)
     assert len(results) == 3 and all(r.reply.speech for r in results)
+
+
+def test_cli_chat_streams_the_reply_and_prints_its_summary(smollm):
+    import json
+
+    from tests.support.servers import finish, spawn
+
+    env = {"SOLAMI_LLM_ADDR": smollm.address}
+    process = spawn(["-m", "solami", "call", "llm", "chat", "--character", "Batman",
+                     "Who are you?"], env)  # fmt: skip
+    out, err = finish(process, 120)
+    assert process.returncode == 0, err
+    result = json.loads(out)
+    assert result["speech"] and result["speech"] in " ".join(err.split())
+    assert result["prompt_tokens"] > 0 and 1 <= result["attempts"] <= 3
+    process = spawn(["-m", "solami", "call", "llm", "chat", "--character", "Gandalf", "Hi"], env)
+    _, err = finish(process, 120)
+    assert process.returncode == 1 and "INVALID_ARGUMENT" in err and "Gandalf" in err
