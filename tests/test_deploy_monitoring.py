@@ -5,6 +5,8 @@ the dashboard and alerts use, and accepts every dashboard expression."""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import importlib
 import inspect
 import json
@@ -24,16 +26,32 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
+from relay import simulator
 from relay.metrics import RelayMetrics
 from solami.client import sync_channel
 from solami.metrics import ServiceMetrics
 from solami.registry import RELAY, SERVICES
-from solami.v1 import asr_pb2, asr_pb2_grpc, common_pb2, llm_pb2, llm_pb2_grpc
-from tests.support.servers import free_port, spawn, wait_for_health
+from solami.v1 import (
+    asr_pb2,
+    asr_pb2_grpc,
+    common_pb2,
+    face_pb2,
+    face_pb2_grpc,
+    llm_pb2,
+    llm_pb2_grpc,
+    motion_pb2,
+    motion_pb2_grpc,
+    tts_pb2,
+    tts_pb2_grpc,
+)
+from tests.support.motion_models import write_tiny_checkpoint
+from tests.support.servers import free_port
 from tests.support.speech import headset_clip
+from tests.support.stack import Stack
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
+QUESTION = ROOT / "relay" / "data" / "question.wav"
 DASHBOARD = ROOT / "deploy" / "grafana" / "solami-dashboard.json"
 PROMETHEUS_RULE = ROOT / "deploy" / "k8s" / "components" / "monitoring" / "prometheusrule.yaml"
 # Grafana's own variables, as Grafana would substitute them for a short dashboard range.
@@ -57,7 +75,8 @@ PROMQL_WORDS = {
     "inf",
     "nan",
 }
-RUNNING = ("asr", "llm")
+# The parts a demo runs: every service on its embedded default, and the relay.
+RUNNING = ("asr", "llm", "tts", "motion", "face", "relay")
 
 
 # ---------------------------------------------------------------- expressions
@@ -270,45 +289,87 @@ def test_dashboard_shows_what_operators_need():
 
 
 @pytest.fixture(scope="module")
-def services(tmp_path_factory) -> Iterator[dict[str, tuple[str, int]]]:
-    """asr and llm as real processes: {part: (gRPC address, metrics port)}."""
-    cache = tmp_path_factory.mktemp("asr-cache")
-    running = {}
-    processes = []
+def stack(redis_url, tmp_path_factory) -> Iterator[Stack]:
+    """Every service and the relay as real processes, as a demo runs them."""
+    # The motion tokenizers (tiny) too, so motion's token metrics have data.
+    checkpoint = write_tiny_checkpoint(tmp_path_factory.mktemp("motion"))
+    running = Stack(
+        redis_url, tmp_path_factory.mktemp("stack"), SOLAMI_MOTION_CHECKPOINT_DIR=str(checkpoint)
+    )
+    for part in RUNNING:
+        running.start(part)
     try:
-        for part in RUNNING:
-            info = SERVICES[part]
-            port, metrics_port = free_port(), free_port()
-            env = {
-                f"{info.env_prefix}PORT": str(port),
-                f"{info.env_prefix}METRICS_PORT": str(metrics_port),
-                f"{info.env_prefix}HOST": "127.0.0.1",
-                "SOLAMI_ASR_CACHE_DIR": str(cache),
-            }
-            processes.append(
-                spawn(["-m", "solami", "serve", part], env, stderr_path=cache / f"{part}.log")
-            )
-            running[part] = (f"127.0.0.1:{port}", metrics_port)
-        for part, (address, _) in running.items():
-            wait_for_health(address, SERVICES[part].full_name, "SERVING", timeout_s=180)
+        running.wait_ready(list(RUNNING))
         yield running
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        running.stop_all()
+
+
+@pytest.fixture(scope="module")
+def services(stack) -> dict[str, tuple[str, int]]:
+    """{part: (gRPC address, metrics port)} of the running stack."""
+    return {
+        part: (
+            stack.address(part) if part in SERVICES else stack.http_url,
+            int(stack.env[f"{(SERVICES.get(part) or RELAY).env_prefix}METRICS_PORT"]),
+        )
+        for part in RUNNING
+    }
+
+
+def _refused(call) -> None:
+    """``call`` is a bad request: INVALID_ARGUMENT (errors by code)."""
+    with pytest.raises(grpc.RpcError) as bad:
+        call()
+    assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT, bad.value.details()
+
+
+async def _not_a_wav(ws_url: str) -> None:
+    """A headset message the relay skips and counts (errors by kind)."""
+    from websockets.asyncio.client import connect
+
+    async with connect(ws_url) as ws:
+        await ws.send("not a WAV")
 
 
 def _turn() -> common_pb2.TurnContext:
     return common_pb2.TurnContext(session_id="deploy-test", turn_id=f"t{time.monotonic_ns()}")
 
 
-def _demo_turn(running: dict[str, tuple[str, int]], wav: bytes) -> None:
-    """One utterance through asr and llm, plus one bad request to each (errors by code)."""
+def _demo_turn(stack: Stack, running: dict[str, tuple[str, int]], wav: bytes, out: Path) -> None:
+    """One headset turn through the relay (the demo's), plus one utterance and one bad request
+    straight to asr and llm (errors by code)."""
+    base = stack.env["SOLAMI_REDIS_URL"].rsplit("/", 1)[0]
+    args = argparse.Namespace(
+        wav=QUESTION, motion=None, character="Vrmgirl", out=out, ws=stack.ws_url,
+        redis=f"{base}/0", timeout_s=60.0, settle_s=1.5,
+    )  # fmt: skip
+    assert asyncio.run(simulator.run(args))["reply_wavs"] >= 1
+    asyncio.run(_not_a_wav(stack.ws_url))
+    with sync_channel(stack.address("motion")) as channel:
+
+        def tokens():
+            yield motion_pb2.DecodeMotionRequest(turn=_turn(), config=motion_pb2.MotionConfig())
+            ids = motion_pb2.MotionTokens(body_ids=[1, 2, 3, 4], hand_ids=[5, 6, 7, 8])
+            yield motion_pb2.DecodeMotionRequest(turn=_turn(), tokens=ids)
+            yield motion_pb2.DecodeMotionRequest(turn=_turn(), end=common_pb2.StreamEnd())
+
+        motion = motion_pb2_grpc.MotionServiceStub(channel)
+        events = list(motion.DecodeMotion(tokens(), timeout=60))
+        assert events[-1].WhichOneof("event") == "end"
+        _refused(lambda: list(motion.TextToMotion(
+            motion_pb2.TextToMotionRequest(turn=_turn(), text=""), timeout=30
+        )))  # fmt: skip
+    with sync_channel(stack.address("tts")) as channel:
+        config = tts_pb2.SynthesizeRequest(
+            turn=_turn(), config=tts_pb2.SpeechConfig(character="Gandalf")
+        )
+        tts = tts_pb2_grpc.TtsServiceStub(channel)
+        _refused(lambda: list(tts.Synthesize(iter([config]), timeout=30)))
+    with sync_channel(stack.address("face")) as channel:
+        config = face_pb2.AnimateRequest(turn=_turn(), config=face_pb2.FaceConfig())
+        face = face_pb2_grpc.FaceServiceStub(channel)
+        _refused(lambda: list(face.Animate(iter([config]), timeout=30)))
     with sync_channel(running["asr"][0]) as channel:
         asr = asr_pb2_grpc.AsrServiceStub(channel)
         text = asr.Transcribe(asr_pb2.TranscribeRequest(turn=_turn(), wav=wav), timeout=60).text
@@ -403,14 +464,17 @@ class Prometheus:
 
 
 @pytest.mark.e2e
-def test_real_prometheus_finds_every_queried_metric(services, tmp_path):
+def test_real_prometheus_finds_every_queried_metric(stack, services, tmp_path):
     wav, _ = headset_clip("What a lovely day for a walk in the park.", 16_000, total_s=4.0)
-    _demo_turn(services, wav)
+    _demo_turn(stack, services, wav, tmp_path / "one")
     prometheus = Prometheus(tmp_path, services)
     try:
-        prometheus.wait(lambda: prometheus.has_data('sum(up{job=~"asr|llm"}) == 2'), "scrape")
+        jobs = "|".join(RUNNING)
+        prometheus.wait(
+            lambda: prometheus.has_data(f'sum(up{{job=~"{jobs}"}}) == {len(RUNNING)}'), "scrape"
+        )
         # A second turn between scrapes gives every rate a non-zero increase.
-        _demo_turn(services, wav)
+        _demo_turn(stack, services, wav, tmp_path / "two")
         prometheus.wait(
             lambda: (
                 prometheus.has_data("sum(rate(solami_llm_attempts_total[30s])) > 0")
