@@ -187,11 +187,16 @@ def _settled(read, quiet_s: float = 0.5, timeout_s: float = 20.0) -> int:
     return value
 
 
-def test_prompt_over_the_context_limit_is_invalid(model_dir):
-    server, _ = _solami_server(model_dir, [REPLY])
+@pytest.mark.parametrize(
+    ("context_tokens", "units", "limit"),
+    [(2048, 1500, 1448), (1024, 500, 424)],  # the limit is the context less 600 for the reply
+    ids=["default", "smaller-context"],
+)
+def test_prompt_over_the_context_limit_is_invalid(model_dir, context_tokens, units, limit):
+    server, _ = _solami_server(model_dir, [REPLY], context_tokens=context_tokens)
     long_user = llm_pb2.Message(
         role=llm_pb2.ROLE_USER,
-        tokens=llm_pb2.SolamiTokens(speech_units=[1] * 1500, body_ids=[1], hand_ids=[1]),
+        tokens=llm_pb2.SolamiTokens(speech_units=[1] * units, body_ids=[1], hand_ids=[1]),
     )
     try:
         with sync_channel(server.address) as channel, pytest.raises(grpc.RpcError) as error:
@@ -203,27 +208,7 @@ def test_prompt_over_the_context_limit_is_invalid(model_dir):
     finally:
         server.stop()
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "limit is 1448 tokens" in error.value.details()
-
-
-def test_solami_prompt_limit_follows_the_context_setting(model_dir):
-    # 1024 context tokens less the 600 kept for the reply: a 500-unit utterance is too long.
-    server, _ = _solami_server(model_dir, [REPLY], context_tokens=1024)
-    long_user = llm_pb2.Message(
-        role=llm_pb2.ROLE_USER,
-        tokens=llm_pb2.SolamiTokens(speech_units=[1] * 500, body_ids=[1], hand_ids=[1]),
-    )
-    try:
-        with sync_channel(server.address) as channel, pytest.raises(grpc.RpcError) as error:
-            list(
-                llm_pb2_grpc.LlmServiceStub(channel).Generate(
-                    _solami_request(user=long_user), timeout=60
-                )
-            )
-    finally:
-        server.stop()
-    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "limit is 424 tokens" in error.value.details()
+    assert f"limit is {limit} tokens" in error.value.details()
 
 
 @pytest.fixture(scope="module")
