@@ -11,6 +11,8 @@ from solami import audio
 from solami.errors import InvalidInput
 from solami.v1 import common_pb2
 
+# Room for a WAV's header and extra chunks (LIST, fact, ...).
+WAV_HEADER_BYTES = 64 * 1024
 _BYTES_PER_SAMPLE = {
     common_pb2.AUDIO_ENCODING_PCM16: 2,
     common_pb2.AUDIO_ENCODING_FLOAT32: 4,
@@ -25,6 +27,11 @@ class AudioCollector:
         self.header: common_pb2.AudioHeader | None = None
         self._parts: list[bytes] = []
         self._size = 0
+        # A WAV stream's duration is known only once decoded: its bytes are capped at the
+        # largest WAV of the limit's length (48 kHz stereo float32) plus a header allowance.
+        self._max_bytes = int(
+            max_duration_s * audio.MAX_SAMPLE_RATE_HZ * audio.MAX_CHANNELS * 4 + WAV_HEADER_BYTES
+        )
         self.ended = False
 
     def add(self, message: common_pb2.AudioInput) -> None:
@@ -39,7 +46,7 @@ class AudioCollector:
                 raise InvalidInput("audio chunk after the end message")
             self._parts.append(message.chunk.data)
             self._size += len(message.chunk.data)
-            if self.duration_s > self._max_duration_s:
+            if self.duration_s > self._max_duration_s or self._size > self._max_bytes:
                 raise InvalidInput(
                     f"audio stream is longer than the limit of {self._max_duration_s:.0f} s"
                 )

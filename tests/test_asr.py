@@ -200,10 +200,18 @@ def test_malformed_streams_are_invalid_argument(stub):
     ]
     odd_bytes = [*no_end, common_pb2.AudioInput(chunk=common_pb2.AudioChunk(data=b"\0\0\0"))]
     odd_bytes.append(common_pb2.AudioInput(end=common_pb2.AudioEnd()))
+    # A WAV stream's length is known only once whole: its bytes are capped while it arrives.
+    endless_wav = [
+        common_pb2.AudioInput(
+            header=common_pb2.AudioHeader(encoding=common_pb2.AUDIO_ENCODING_WAV)
+        ),
+        *[common_pb2.AudioInput(chunk=common_pb2.AudioChunk(data=bytes(1 << 20)))] * 9,
+    ]
     for messages, message in (
         (chunk_first, "must start with a header"),
         (no_end, "without an end message"),
         (odd_bytes, "whole sample frames"),
+        (endless_wav, "longer than the limit of 20 s"),
     ):
         with pytest.raises(grpc.RpcError) as error:
             list(stub.StreamTranscribe(iter(messages), timeout=30))
