@@ -128,9 +128,7 @@ def create_app(relay: Relay) -> FastAPI:
     return app
 
 
-def _read_motion(
-    data: bytes,
-) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+def _read_motion(data: bytes) -> tuple[SmplxClip, SmplxClip]:
     """The original request's npz, Z-up like the original relay wrote it: the user's ``poses``
     (T,165) and ``trans`` (T,3), the character's ``poses_ai`` (1,165) and ``trans_ai`` (1,3).
     Returns both as Y-up SMPL-X (user, character)."""

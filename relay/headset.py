@@ -364,9 +364,8 @@ class HeadsetLink:
     async def _character_pose(self) -> tuple[np.ndarray, np.ndarray] | None:
         """The character's current pose from the headset's aifbStream snapshot."""
         try:
+            # Only the newest snapshot counts (_trim_inputs drops the older ones).
             entries = await self._redis.xrevrange(self.key("aifbStream"), count=1)
-            if entries:  # only the newest snapshot counts
-                await self._redis.xtrim(self.key("aifbStream"), minid=entries[0][0])
         except RedisError:
             return None
         if not entries:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from relay.headset import LAST_TURN_KEY
 from solami import audio
 from solami.registry import redis_url
 
@@ -125,10 +126,10 @@ async def run(args: argparse.Namespace) -> dict:
 
 
 async def _relay_turn(r, wait_s: float = RELAY_TURN_WAIT_S) -> dict:
-    """The relay's report of the turn (``solami:last_turn``), once it has written it."""
+    """The relay's report of the turn (``LAST_TURN_KEY``), once it has written it."""
     deadline = time.time() + wait_s
     while True:
-        raw = await r.get("solami:last_turn")
+        raw = await r.get(LAST_TURN_KEY)
         if raw is not None or time.time() > deadline:
             return json.loads(raw) if raw is not None else {}
         await asyncio.sleep(0.1)

@@ -14,7 +14,7 @@ import pytest
 from solami import audio
 from solami.client import check_health, sync_channel
 from solami.v1 import asr_pb2, asr_pb2_grpc, common_pb2
-from tests.support.servers import finish, free_port, spawn, wait_for_health
+from tests.support.servers import finish, free_port, spawn, wait_for_health, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -61,10 +61,10 @@ def test_sigterm_drains_inflight_stream_then_exits_zero():
         inflight = threading.Thread(target=call)
         inflight.start()
         # The call is inside its 2 s transcription once the server counts it in flight.
-        _wait_for(lambda: _inflight(metrics_port, "StreamTranscribe") >= 1)
+        wait_until(lambda: _inflight(metrics_port, "StreamTranscribe") >= 1, "the call arriving")
         signal_sent = time.monotonic()
         process.send_signal(signal.SIGTERM)
-        _wait_for(lambda: check_health(address, FULL_NAME, 0.5) != "SERVING")
+        wait_until(lambda: check_health(address, FULL_NAME, 0.5) != "SERVING", "the drain")
 
         with sync_channel(address) as channel, pytest.raises(grpc.RpcError) as refused:
             asr_pb2_grpc.AsrServiceStub(channel).Transcribe(
@@ -94,13 +94,6 @@ def _inflight(metrics_port: int, method: str) -> float:
             if line.startswith(f'solami_asr_inflight_requests{{method="{method}"}} '):
                 return float(line.rsplit(" ", 1)[1])
     return 0.0
-
-
-def _wait_for(condition, timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "the condition never held"
-        time.sleep(0.02)
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from services.llm.server import DEFINITION
 from services.llm.settings import LlmSettings
 from solami.client import sync_channel
 from solami.v1 import common_pb2, llm_pb2, llm_pb2_grpc
-from tests.support.servers import InProcessServer
+from tests.support.servers import InProcessServer, wait_until
 from tests.support.tiny_solami import save_tiny_solami
 
 REPLY = (
@@ -152,10 +152,7 @@ def test_cancelling_stops_generation_within_a_step(model_dir):
     try:
         with sync_channel(server.address) as channel:
             call = llm_pb2_grpc.LlmServiceStub(channel).Generate(_solami_request(), timeout=60)
-            deadline = time.monotonic() + 60
-            while hook.steps < 3:
-                assert time.monotonic() < deadline, "generation never started"
-                time.sleep(0.01)
+            wait_until(lambda: hook.steps >= 3, "generation starting", 60, 0.01)
             call.cancel()
             steps_at_cancel = hook.steps
             with pytest.raises(grpc.RpcError) as cancelled:

@@ -18,6 +18,7 @@ import redis
 
 from relay import simulator
 from solami import audio
+from tests.support.servers import wait_until
 from tests.support.stack import RIG_DATA, Stack
 
 pytestmark = pytest.mark.e2e
@@ -76,18 +77,12 @@ def _talk(stack: Stack, tmp: Path, character: str = "Smplx", headset: str = "mai
     timeline = asyncio.run(simulator.run(args))
     # The turn is over for the relay too (its last sentence played, the session saved) before
     # the next step of a test looks at Redis or starts another turn.
-    deadline = time.monotonic() + 60
-    while stack.metric("solami_relay_inflight_turns") > 0:
-        assert time.monotonic() < deadline, "the relay never finished the turn"
-        time.sleep(0.1)
+    wait_until(lambda: stack.metric("solami_relay_inflight_turns") == 0, "the turn ending", 60)
     return timeline
 
 
 def _wait_for_metric(stack: Stack, name: str, at_least: float, timeout_s: float = 10) -> None:
-    deadline = time.monotonic() + timeout_s
-    while stack.metric(name) < at_least:
-        assert time.monotonic() < deadline, f"{name} stayed below {at_least}"
-        time.sleep(0.1)
+    wait_until(lambda: stack.metric(name) >= at_least, f"{name} reaching {at_least}", timeout_s)
 
 
 def _frames(out: Path) -> list[dict]:
@@ -193,10 +188,7 @@ def test_unknown_char_id_and_broken_stream_entries_are_skipped(stack, tmp_path):
     assert asyncio.run(utterance())[:4] == b"RIFF"
     assert stack.metric('solami_relay_errors_total{kind="user_stream"}') >= bad_frames + 1
     # Input streams stay bounded whatever the method: aifbStream keeps its newest snapshot.
-    deadline = time.monotonic() + 10
-    while r.xlen("aifbStream") > 1:
-        assert time.monotonic() < deadline, "aifbStream was not trimmed"
-        time.sleep(0.1)
+    wait_until(lambda: r.xlen("aifbStream") <= 1, "aifbStream being trimmed", 10)
     timeline = _talk(stack, tmp_path, "Smplx", settle_s=1.5)
     assert timeline["reply_wavs"] >= 1
 
@@ -224,11 +216,9 @@ def test_a_service_dying_mid_turn_gives_an_apology_and_recovery(stack, tmp_path)
 
 
 def _wait_until(condition, turn: concurrent.futures.Future, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert not turn.done(), f"the turn ended before the condition held: {turn.result()}"
-        assert time.monotonic() < deadline, "the condition never held"
-        time.sleep(0.01)
+    """``condition`` held while ``turn`` still runs."""
+    wait_until(lambda: turn.done() or condition(), "the condition", timeout_s, 0.01)
+    assert not turn.done(), f"the turn ended before the condition held: {turn.result()}"
 
 
 def test_two_headsets_at_once_keep_their_data_apart(stack, tmp_path):

@@ -100,6 +100,14 @@ def finish(process: subprocess.Popen[str], timeout_s: float = 120) -> tuple[str,
         raise
 
 
+def wait_until(condition, what: str, timeout_s: float = 20.0, interval_s: float = 0.05) -> None:
+    """Polls ``condition()`` until it is true; fails with ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} did not happen within {timeout_s:.0f} s"
+        time.sleep(interval_s)
+
+
 def wait_for_health(address: str, service: str, want: str, timeout_s: float = 60.0) -> None:
     deadline = time.monotonic() + timeout_s
     status = ""

@@ -17,7 +17,7 @@ import uuid
 from pathlib import Path
 
 from solami.registry import SERVICES
-from tests.support.servers import ROOT, free_port, wait_for_health
+from tests.support.servers import ROOT, free_port, wait_for_health, wait_until
 
 RIG_DATA = Path(__file__).resolve().parents[3] / "shared" / "solami-data"
 
@@ -89,15 +89,13 @@ class Stack:
 
     def wait_relay_connected(self, names: list[str], timeout_s: float = 30) -> None:
         """Waits until the relay's channels to ``names`` are READY (after a service restart)."""
-        deadline = time.monotonic() + timeout_s
-        states: dict[str, str] = {}
-        while time.monotonic() < deadline:
+
+        def connected() -> bool:
             with urllib.request.urlopen(self.http_url + "/healthz", timeout=5) as reply:
                 states = json.loads(reply.read())["services"]
-            if all(states[name] == "READY" for name in names):
-                return
-            time.sleep(0.1)
-        raise AssertionError(f"the relay's channels did not reconnect: {states}")
+            return all(states[name] == "READY" for name in names)
+
+        wait_until(connected, f"the relay's channels to {names} reconnecting", timeout_s)
 
     def post_form(
         self, path: str, fields: dict[str, str], files: dict[str, tuple[str, bytes]] | None = None
