@@ -114,7 +114,10 @@ def load_relay_settings(environ: Mapping[str, str] | None = None) -> tuple[Relay
         settings = dataclasses.replace(settings, rig_data=Path(rig))
         settings.validate(RELAY.env_prefix)
     url = redis_url(env)
-    default_db = int(urlparse(url).path.strip("/") or 0)
+    database = urlparse(url).path.strip("/") or "0"
+    if not database.isdigit():
+        raise SettingsError(f"SOLAMI_REDIS_URL must end in a database number, got {url!r}")
+    default_db = int(database)
     for config in settings.headset_configs(default_db):
         if config.redis_db == settings.session_db:
             raise SettingsError(

@@ -17,7 +17,9 @@ from services.llm.prompt import (
     check_tokens,
     solami_prompt_budget,
 )
+from services.llm.settings import LlmSettings
 from solami.errors import InvalidInput
+from solami.settings import SettingsError, load_settings
 
 BOOK = CharacterBook()
 BATMAN = BOOK.get("Batman")
@@ -277,3 +279,10 @@ def test_more_characters_come_from_a_file(tmp_path):
     bad.write_text('[{"prompt": "no name"}]')
     with pytest.raises(ValueError, match="needs a 'name' and a 'prompt'"):
         CharacterBook.load(bad)
+
+
+@pytest.mark.parametrize("tokens", ["600", "512"])
+def test_a_context_window_without_room_for_a_reply_is_a_bad_setting(tokens):
+    message = rf"SOLAMI_LLM_CONTEXT_TOKENS must be more than 600 \(.*\), got {tokens}"
+    with pytest.raises(SettingsError, match=message):
+        load_settings(LlmSettings, "SOLAMI_LLM_", {"SOLAMI_LLM_CONTEXT_TOKENS": tokens})

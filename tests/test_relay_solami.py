@@ -133,10 +133,19 @@ def test_the_original_model_server_api_runs_solami_sessions(stack):
         motion_npz = got.read()
     with np.load(io.BytesIO(motion_npz)) as npz:
         assert npz["poses"].shape == (4 * len(BODY_IDS), 165)
-    bad = io.BytesIO()
-    np.savez(bad, poses=np.zeros((5, 100)))
-    status, _ = stack.post_form(
-        "/interact/", {"session_id": created["session_id"]},
-        {"audio": ("q.wav", QUESTION.read_bytes()), "motion": ("m.npz", bad.getvalue())},
-    )  # fmt: skip
-    assert status == 422
+    nan_poses = user.copy()
+    nan_poses[3, 5] = np.nan
+    for arrays, message in (
+        ({"poses": np.zeros((5, 100))}, "must be an npz with poses, trans, poses_ai, trans_ai"),
+        ({"poses": user[:, :100], "trans": user[:, :3], "poses_ai": user[:1],
+          "trans_ai": user[:1, :3]}, "poses must be (T,165) and trans (T,3)"),
+        ({"poses": nan_poses, "trans": user[:, :3], "poses_ai": user[:1],
+          "trans_ai": user[:1, :3]}, "hold NaN or infinite values"),
+    ):  # fmt: skip
+        bad = io.BytesIO()
+        np.savez(bad, **arrays)
+        status, reply = stack.post_form(
+            "/interact/", {"session_id": created["session_id"]},
+            {"audio": ("q.wav", QUESTION.read_bytes()), "motion": ("m.npz", bad.getvalue())},
+        )  # fmt: skip
+        assert status == 422 and message in reply["detail"], reply

@@ -99,5 +99,7 @@ def test_headset_settings():
         load_relay_settings({"SOLAMI_REDIS_URL": "redis://127.0.0.1:6379/1"})
     with pytest.raises(SettingsError, match="headset 'b'"):
         load_relay_settings({"SOLAMI_RELAY_HEADSETS": "a:8099:0,b:8100:1"})
+    with pytest.raises(SettingsError, match="SOLAMI_REDIS_URL must end in a database number"):
+        load_relay_settings({"SOLAMI_REDIS_URL": "redis://127.0.0.1:6379/zero"})
     settings, url = load_relay_settings({"SOLAMI_REDIS_URL": "redis://127.0.0.1:6379/3"})
     assert settings.session_db == 1 and url.endswith("/3")
