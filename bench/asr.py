@@ -94,9 +94,13 @@ def main() -> None:
     report(
         "asr",
         rows,
-        {"question": QUESTION, "speech_s": round(speech_s, 3), "whisper": results,
-         "tokenize_full_size": tokenize},
-    )  # fmt: skip
+        {
+            "question": QUESTION,
+            "speech_s": round(speech_s, 3),
+            "whisper": results,
+            "tokenize_full_size": tokenize,
+        },
+    )
 
 
 if __name__ == "__main__":

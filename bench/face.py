@@ -173,9 +173,14 @@ def main() -> None:
     report(
         "face",
         rows,
-        {"viseme_rtf_reference": rtf_reference, "viseme_rtf_headset": rtf_headset,
-         "viseme_stream": stream, "reference_agreement": agreement, "unitalker_b_cpu": unitalker},
-    )  # fmt: skip
+        {
+            "viseme_rtf_reference": rtf_reference,
+            "viseme_rtf_headset": rtf_headset,
+            "viseme_stream": stream,
+            "reference_agreement": agreement,
+            "unitalker_b_cpu": unitalker,
+        },
+    )
 
 
 if __name__ == "__main__":

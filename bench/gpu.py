@@ -65,11 +65,13 @@ def main() -> None:
     peak_gib = torch.cuda.max_memory_allocated() / 2**30
     rows = [
         ("device", torch.cuda.get_device_name(0)),
-        ("SpeechTokenizer, 10 s, 8 layers", f"{tokenize_s * 1e3:.1f} ms = "
-                                           f"{AUDIO_S / tokenize_s:.0f}x real time"),
+        (
+            "SpeechTokenizer, 10 s, 8 layers",
+            f"{tokenize_s * 1e3:.1f} ms = {AUDIO_S / tokenize_s:.0f}x real time",
+        ),
         ("UniTalker-B, 10 s", f"{face_s * 1e3:.1f} ms = RTF {face_s / AUDIO_S:.4f}"),
         ("peak GPU memory", f"{peak_gib:.2f} GiB"),
-    ]  # fmt: skip
+    ]
     report("gpu", rows, {"tokenize_s": tokenize_s, "unitalker_s": face_s, "peak_gib": peak_gib})
 
 

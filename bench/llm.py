@@ -43,9 +43,12 @@ EVICTING_PROMPT = "Write a short poem about mountains, rivers and the wind in au
 
 async def _turn(engine: LlmEngine, history: tuple[Turn, ...], text: str) -> dict:
     request = Request(
-        "Samantha", LLM_SPEECH, history, Turn("user", text=text),
+        "Samantha",
+        LLM_SPEECH,
+        history,
+        Turn("user", text=text),
         dataclasses.replace(AGENT_SAMPLING, max_new_tokens=64, seed=3),
-    )  # fmt: skip
+    )
     started = time.perf_counter()
     first_sentence_s = 0.0
     async for event in engine.generate(request):
@@ -120,18 +123,28 @@ def main() -> None:
     gen = _generation()
     overhead = _prompt_overhead()
     rows = [
-        ("SmolLM2 prompt (cold turn)",
-         f"{gen['prompt_tokens']} tokens, {gen['cold_cached_prompt_tokens']} from cache"),
-        ("cold: first token / first sentence",
-         f"{gen['cold_first_token_s'] * 1e3:.0f} / {gen['cold_first_sentence_s'] * 1e3:.0f} ms"),
-        ("warm (history cached): first token / first sentence",
-         f"{gen['warm_first_token_s'] * 1e3:.0f} / {gen['warm_first_sentence_s'] * 1e3:.0f} ms"),
-        ("warm: prompt tokens served from cache",
-         f"{gen['warm_cached_prompt_tokens']} of {gen['warm_prompt_tokens']}"),
+        (
+            "SmolLM2 prompt (cold turn)",
+            f"{gen['prompt_tokens']} tokens, {gen['cold_cached_prompt_tokens']} from cache",
+        ),
+        (
+            "cold: first token / first sentence",
+            f"{gen['cold_first_token_s'] * 1e3:.0f} / {gen['cold_first_sentence_s'] * 1e3:.0f} ms",
+        ),
+        (
+            "warm (history cached): first token / first sentence",
+            f"{gen['warm_first_token_s'] * 1e3:.0f} / {gen['warm_first_sentence_s'] * 1e3:.0f} ms",
+        ),
+        (
+            "warm: prompt tokens served from cache",
+            f"{gen['warm_cached_prompt_tokens']} of {gen['warm_prompt_tokens']}",
+        ),
         ("decode speed", f"{gen['decode_tokens_per_s']:.0f} tokens/s"),
-        (f"SOLAMI prompt build + parse ({overhead['prompt_tokens']} tokens)",
-         f"{overhead['p50_ms']:.2f} ms"),
-    ]  # fmt: skip
+        (
+            f"SOLAMI prompt build + parse ({overhead['prompt_tokens']} tokens)",
+            f"{overhead['p50_ms']:.2f} ms",
+        ),
+    ]
     report("llm", rows, {"generation": gen, "solami_prompt_overhead": overhead})
 
 

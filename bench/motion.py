@@ -150,23 +150,37 @@ def main() -> None:
         tokens = _tokenizers(Path(tmp))
     text = _text_to_motion()
     rows = [
-        ("cold start: load + warm-up (MiniLM, library, full-size tokenizers)",
-         f"{tokens['load_and_warmup_s']:.2f} s"),
-        (f"decode {TOKENS} tokens ({tokens['motion_s']:.1f} s of motion), one-shot",
-         f"{tokens['decode_p50_s'] * 1000:.0f} ms = {tokens['decode_x_real_time']:.0f}x real time"),
-        ("decode, same, with another process keeping one core busy",
-         f"{tokens['decode_one_core_busy_p50_s'] * 1000:.0f} ms = "
-         f"{tokens['decode_one_core_busy_x_real_time']:.0f}x real time"),
-        (f"decode {TOKENS} tokens streamed in chunks of {STREAM_CHUNK_TOKENS}",
-         f"{tokens['stream_decode_p50_s'] * 1000:.0f} ms = "
-         f"{tokens['stream_x_real_time']:.0f}x real time"),
-        (f"encode {TOKENS * FRAMES_PER_TOKEN + 1} frames (+ transform id)",
-         f"{tokens['encode_p50_s'] * 1000:.0f} ms = {tokens['encode_x_real_time']:.0f}x real time"),
-        (f"text2motion {TEXT_SECONDS:.0f} s over gRPC, new phrase p50 / p95",
-         f"{text['new_phrase_p50_ms']:.1f} / {text['new_phrase_p95_ms']:.1f} ms"),
+        (
+            "cold start: load + warm-up (MiniLM, library, full-size tokenizers)",
+            f"{tokens['load_and_warmup_s']:.2f} s",
+        ),
+        (
+            f"decode {TOKENS} tokens ({tokens['motion_s']:.1f} s of motion), one-shot",
+            f"{tokens['decode_p50_s'] * 1000:.0f} ms = "
+            f"{tokens['decode_x_real_time']:.0f}x real time",
+        ),
+        (
+            "decode, same, with another process keeping one core busy",
+            f"{tokens['decode_one_core_busy_p50_s'] * 1000:.0f} ms = "
+            f"{tokens['decode_one_core_busy_x_real_time']:.0f}x real time",
+        ),
+        (
+            f"decode {TOKENS} tokens streamed in chunks of {STREAM_CHUNK_TOKENS}",
+            f"{tokens['stream_decode_p50_s'] * 1000:.0f} ms = "
+            f"{tokens['stream_x_real_time']:.0f}x real time",
+        ),
+        (
+            f"encode {TOKENS * FRAMES_PER_TOKEN + 1} frames (+ transform id)",
+            f"{tokens['encode_p50_s'] * 1000:.0f} ms = "
+            f"{tokens['encode_x_real_time']:.0f}x real time",
+        ),
+        (
+            f"text2motion {TEXT_SECONDS:.0f} s over gRPC, new phrase p50 / p95",
+            f"{text['new_phrase_p50_ms']:.1f} / {text['new_phrase_p95_ms']:.1f} ms",
+        ),
         ("text2motion, repeated phrase p50", f"{text['repeated_phrase_p50_ms']:.1f} ms"),
         ("text2motion, engine only p50", f"{text['engine_only_p50_ms']:.1f} ms"),
-    ]  # fmt: skip
+    ]
     report("motion", rows, {"tokenizers_full_size": tokens, "text_to_motion": text})
 
 

@@ -33,9 +33,15 @@ STAGES = ("asr", "llm_first_sentence", "tts_first_audio", "face", "first_clip", 
 def _talk(stack: Stack, port: int, db: int, out: Path) -> dict:
     base = stack.env["SOLAMI_REDIS_URL"].rsplit("/", 1)[0]
     args = argparse.Namespace(
-        wav=QUESTION, motion=None, character="Vrmgirl", out=out, ws=f"ws://127.0.0.1:{port}",
-        redis=f"{base}/{db}", timeout_s=60.0, settle_s=1.0,
-    )  # fmt: skip
+        wav=QUESTION,
+        motion=None,
+        character="Vrmgirl",
+        out=out,
+        ws=f"ws://127.0.0.1:{port}",
+        redis=f"{base}/{db}",
+        timeout_s=60.0,
+        settle_s=1.0,
+    )
     return asyncio.run(simulator.run(args))
 
 
@@ -79,9 +85,9 @@ def main() -> None:
         relay_turns = _turn_logs(tmp / "relay.log")[-TURNS:]
         started = time.perf_counter()
         with ThreadPoolExecutor(HEADSETS) as pool:
-            concurrent = list(pool.map(
-                lambda i: _talk(stack, ports[i], i + 2, tmp / f"c{i}"), range(HEADSETS)
-            ))  # fmt: skip
+            concurrent = list(
+                pool.map(lambda i: _talk(stack, ports[i], i + 2, tmp / f"c{i}"), range(HEADSETS))
+            )
         wall = time.perf_counter() - started
         rtt = []
         for _ in range(50):
@@ -96,10 +102,16 @@ def main() -> None:
         t["first_answer_frame_s"] * 1000 for t in timelines if "first_answer_frame_s" in t
     ]
     stages = {s: [t[f"{s}_ms"] for t in relay_turns if f"{s}_ms" in t] for s in STAGES}
-    relay_share = [t["first_reply_ms"] - t["first_clip_ms"] for t in relay_turns
-                   if "first_reply_ms" in t and "first_clip_ms" in t]  # fmt: skip
-    delivery = [w - t["first_reply_ms"] for w, t in zip(first_wav, relay_turns, strict=False)
-                if "first_reply_ms" in t]  # fmt: skip
+    relay_share = [
+        t["first_reply_ms"] - t["first_clip_ms"]
+        for t in relay_turns
+        if "first_reply_ms" in t and "first_clip_ms" in t
+    ]
+    delivery = [
+        w - t["first_reply_ms"]
+        for w, t in zip(first_wav, relay_turns, strict=False)
+        if "first_reply_ms" in t
+    ]
     fps = [t["aistream_fps"] for t in timelines if "aistream_fps" in t]
     retarget_ms = _retarget_ms()
     rows = [
@@ -110,18 +122,31 @@ def main() -> None:
         ("relay -> headset delivery (WebSocket, simulator clock)", _ms(delivery)),
         ("gRPC round trip on loopback (health check), p50", f"{statistics.median(rtt):.2f} ms"),
         ("aiStream rate", f"{statistics.median(fps):.1f} frames/s"),
-        ("retarget a 10 s clip onto Vrmgirl (300 frames)",
-         "no rig data" if retarget_ms is None else f"{retarget_ms:.1f} ms"),
-        (f"{HEADSETS} headsets at once: first reply WAV p50 / max",
-         f"{statistics.median(c['first_reply_wav_s'] for c in concurrent) * 1000:.0f} / "
-         f"{max(c['first_reply_wav_s'] for c in concurrent) * 1000:.0f} ms (wall {wall:.1f} s)"),
-    ]  # fmt: skip
-    report("relay", rows, {
-        "turns": TURNS, "first_reply_wav_ms": first_wav, "first_answer_frame_ms": first_frame,
-        "stages_ms": stages, "relay_share_ms": relay_share, "delivery_ms": delivery,
-        "grpc_rtt_ms_p50": statistics.median(rtt), "concurrent": concurrent,
-        "retarget_300_frames_ms": retarget_ms,
-    })  # fmt: skip
+        (
+            "retarget a 10 s clip onto Vrmgirl (300 frames)",
+            "no rig data" if retarget_ms is None else f"{retarget_ms:.1f} ms",
+        ),
+        (
+            f"{HEADSETS} headsets at once: first reply WAV p50 / max",
+            f"{statistics.median(c['first_reply_wav_s'] for c in concurrent) * 1000:.0f} / "
+            f"{max(c['first_reply_wav_s'] for c in concurrent) * 1000:.0f} ms (wall {wall:.1f} s)",
+        ),
+    ]
+    report(
+        "relay",
+        rows,
+        {
+            "turns": TURNS,
+            "first_reply_wav_ms": first_wav,
+            "first_answer_frame_ms": first_frame,
+            "stages_ms": stages,
+            "relay_share_ms": relay_share,
+            "delivery_ms": delivery,
+            "grpc_rtt_ms_p50": statistics.median(rtt),
+            "concurrent": concurrent,
+            "retarget_300_frames_ms": retarget_ms,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -38,9 +38,13 @@ VOCODE_CHUNKS = 2
 
 def _text_backend(backend: str, threads: int) -> dict:
     settings = dataclasses.replace(
-        TtsSettings(), host="127.0.0.1", port=0, metrics_port=-1, backend=backend,
+        TtsSettings(),
+        host="127.0.0.1",
+        port=0,
+        metrics_port=-1,
+        backend=backend,
         cpu_threads=threads,
-    )  # fmt: skip
+    )
     server = InProcessServer(DEFINITION, settings, TtsEngine(settings))
     load_s, _ = timed(lambda: server.start())
     first_audio, rtf = [], []
@@ -80,9 +84,10 @@ def _vocode_throughput() -> dict:
             root / "speechtokenizer", FULL_SIZE_CONFIG, "SpeechTokenizer.pt"
         )
         settings = dataclasses.replace(
-            TtsSettings(), soundstorm_dir=root / "soundstorm",
+            TtsSettings(),
+            soundstorm_dir=root / "soundstorm",
             speechtokenizer_dir=root / "speechtokenizer",
-        )  # fmt: skip
+        )
         engine = TtsEngine(settings)
         load_s, _ = timed(engine.load)
     options = engine.options(CHARACTER, "", 0, 0, vocode=True)
@@ -114,10 +119,12 @@ def main() -> None:
         name = f"{r['backend']} ({r['cpu_threads']} thread{'s' if r['cpu_threads'] > 1 else ''})"
         rows += [
             (f"{name}: load + warm-up", f"{r['load_and_warmup_s']:.2f} s"),
-            (f"{name}: first audio p50 / p95",
-             f"{r['first_audio_p50_ms']:.0f} / {r['first_audio_p95_ms']:.0f} ms"),
+            (
+                f"{name}: first audio p50 / p95",
+                f"{r['first_audio_p50_ms']:.0f} / {r['first_audio_p95_ms']:.0f} ms",
+            ),
             (f"{name}: RTF p50 ({r['audio_s']:.1f} s reply)", f"{r['rtf_p50']:.3f}"),
-        ]  # fmt: skip
+        ]
     rows += [
         ("Vocode full size: load (SoundStorm 351M + decoder)", f"{vocode['load_s']:.1f} s"),
         ("Vocode full size: voice prompt encode (once)", f"{vocode['prompt_encode_s']:.2f} s"),
@@ -127,9 +134,13 @@ def main() -> None:
     report(
         "tts",
         rows,
-        {"reply": list(REPLY), "first_sentence_words": len(REPLY[0].split()),
-         "text": results, "vocode_full_size_cpu": vocode},
-    )  # fmt: skip
+        {
+            "reply": list(REPLY),
+            "first_sentence_words": len(REPLY[0].split()),
+            "text": results,
+            "vocode_full_size_cpu": vocode,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -57,8 +57,9 @@ def _tone() -> bytes:
     t = np.arange(int(0.5 * _TONE_RATE_HZ)) / _TONE_RATE_HZ
     notes = np.where(t < 0.25, 660.0, 494.0)
     envelope = np.minimum(1.0, 20 * t) * np.exp(-4 * t)
-    return audio.encode_wav((0.2 * envelope * np.sin(2 * np.pi * notes * t)).astype(np.float32),
-                            _TONE_RATE_HZ)  # fmt: skip
+    return audio.encode_wav(
+        (0.2 * envelope * np.sin(2 * np.pi * notes * t)).astype(np.float32), _TONE_RATE_HZ
+    )
 
 
 class Assets:

@@ -54,9 +54,12 @@ def create_app(relay: Relay) -> FastAPI:
         ok = relay.ready and redis_ok
         # A service that is down does not make the relay unhealthy (its turns get an apology),
         # but its channel state is shown.
-        body = {"status": "ok" if ok else "unavailable", "redis": redis_ok,
-                "headsets": [link.config.name for link in relay.links],
-                "services": relay.clients.states()}  # fmt: skip
+        body = {
+            "status": "ok" if ok else "unavailable",
+            "redis": redis_ok,
+            "headsets": [link.config.name for link in relay.links],
+            "services": relay.clients.states(),
+        }
         return JSONResponse(body, status_code=200 if ok else 503)
 
     @app.post("/create_session/")
@@ -116,8 +119,11 @@ def create_app(relay: Relay) -> FastAPI:
         poses = body.poses if body is not None else np.zeros((1, 165), np.float32)
         trans = body.trans if body is not None else np.zeros((1, 3), np.float32)
         np.savez(files_dir / f"{name}.npz", poses=poses, trans=trans)
-        return {"motion_url": f"/files/{name}.npz", "audio_url": f"/files/{name}.wav",
-                "text": " ".join(c.text for c in clips)}  # fmt: skip
+        return {
+            "motion_url": f"/files/{name}.npz",
+            "audio_url": f"/files/{name}.wav",
+            "text": " ".join(c.text for c in clips),
+        }
 
     @app.get("/files/{name}")
     async def files(name: str) -> FileResponse:
@@ -136,14 +142,17 @@ def _read_motion(data: bytes) -> tuple[SmplxClip, SmplxClip]:
         with np.load(io.BytesIO(data)) as npz:
             arrays = {k: np.asarray(npz[k], np.float64) for k in MOTION_KEYS}
     except (OSError, ValueError, KeyError) as exc:
-        raise HTTPException(422, f"motion must be an npz with {', '.join(MOTION_KEYS)}: "
-                                 f"{exc}") from None  # fmt: skip
+        raise HTTPException(
+            422, f"motion must be an npz with {', '.join(MOTION_KEYS)}: {exc}"
+        ) from None
     shapes = {k: v.shape for k, v in arrays.items()}
     for poses, trans in (("poses", "trans"), ("poses_ai", "trans_ai")):
         if (
-            arrays[poses].ndim != 2 or arrays[poses].shape[1:] != (165,)
-            or arrays[trans].shape != (len(arrays[poses]), 3) or not len(arrays[poses])
-        ):  # fmt: skip
+            arrays[poses].ndim != 2
+            or arrays[poses].shape[1:] != (165,)
+            or arrays[trans].shape != (len(arrays[poses]), 3)
+            or not len(arrays[poses])
+        ):
             raise HTTPException(
                 422, f"motion {poses} must be (T,165) and {trans} (T,3), got {shapes}"
             )

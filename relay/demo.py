@@ -30,8 +30,10 @@ FACE_CURVES = ("JawOpen", "MouthFunnel", "MouthSmileLeft", "EyeBlinkLeft", "Brow
 def _start_stack(env: dict[str, str]) -> subprocess.Popen[str]:
     up = subprocess.Popen(
         [sys.executable, "-m", "solami", "up", "--timeout", str(START_TIMEOUT_S)],
-        env=env, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     for line in up.stdout:
         print(line, end="", flush=True)
         if line.startswith("Ctrl-C stops everything"):
@@ -96,10 +98,15 @@ def main() -> int:
         from solami.registry import redis_url
 
         args = argparse.Namespace(
-            wav=QUESTION, motion=None, character=character, out=OUTPUT / "headset",
-            ws=f"ws://127.0.0.1:{env.get('SOLAMI_RELAY_PORT', '8099')}", redis=redis_url(env),
-            timeout_s=60.0, settle_s=2.0,
-        )  # fmt: skip
+            wav=QUESTION,
+            motion=None,
+            character=character,
+            out=OUTPUT / "headset",
+            ws=f"ws://127.0.0.1:{env.get('SOLAMI_RELAY_PORT', '8099')}",
+            redis=redis_url(env),
+            timeout_s=60.0,
+            settle_s=2.0,
+        )
         print(f"\nasking {character}: 'Hi Samantha! Could you show me how to wave hello?'")
         status = simulator.main(args)
         time.sleep(1.0)

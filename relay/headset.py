@@ -116,8 +116,7 @@ class HeadsetLink:
             character = character_for(char_id)
         except ValueError as exc:
             self._metrics.errors_total.labels("char_id").inc()
-            log_event(log, "bad char_id", logging.WARNING, headset=self.config.name,
-                      error=str(exc))  # fmt: skip
+            log_event(log, "bad char_id", logging.WARNING, headset=self.config.name, error=str(exc))
             if self.rig is not None:
                 self._char_id = char_id  # keep the current character; do not retry each poll
                 return
@@ -132,8 +131,14 @@ class HeadsetLink:
             self.animator = Animator(idle.poses, idle.trans, idle.face, self._settings.blend_s)
         else:
             self.animator.set_idle(idle.poses, idle.trans, idle.face)
-        log_event(log, "character", headset=self.config.name, char_id=char_id,
-                  session_id=self.session.session_id, rig=rig.char_id)  # fmt: skip
+        log_event(
+            log,
+            "character",
+            headset=self.config.name,
+            char_id=char_id,
+            session_id=self.session.session_id,
+            rig=rig.char_id,
+        )
 
     def _load_rig(self, char_id: str) -> Rig:
         """``char_id``'s rig; without usable rig data the body is sent on the SMPL-X rig (the
@@ -142,8 +147,14 @@ class HeadsetLink:
             return Rig.load(self._settings.rig_data, char_id)
         except ValueError as exc:
             self._metrics.errors_total.labels("rig").inc()
-            log_event(log, "rig unavailable; sending the SMPL-X rig", logging.WARNING,
-                      headset=self.config.name, char_id=char_id, error=str(exc))  # fmt: skip
+            log_event(
+                log,
+                "rig unavailable; sending the SMPL-X rig",
+                logging.WARNING,
+                headset=self.config.name,
+                char_id=char_id,
+                error=str(exc),
+            )
             return Rig.load(None, "Smplx")
 
     async def _resume_or_create(self, char_id: str, character: str) -> Session:
@@ -192,8 +203,13 @@ class HeadsetLink:
             async for message in ws:
                 if isinstance(message, str) or not message.startswith(b"RIFF"):
                     self._metrics.errors_total.labels("not_wav").inc()
-                    log_event(log, "ignored a message that is not a WAV", logging.WARNING,
-                              headset=self.config.name, size=len(message))  # fmt: skip
+                    log_event(
+                        log,
+                        "ignored a message that is not a WAV",
+                        logging.WARNING,
+                        headset=self.config.name,
+                        size=len(message),
+                    )
                     continue
                 self.begin_turn(message)
         except ConnectionClosed:
@@ -276,8 +292,15 @@ class HeadsetLink:
         except TurnError as exc:
             outcome = "error"
             self._metrics.errors_total.labels(exc.stage).inc()
-            log_event(log, "turn failed", logging.WARNING, headset=self.config.name,
-                      turn_id=turn_id, stage=exc.stage, reason=exc.reason)  # fmt: skip
+            log_event(
+                log,
+                "turn failed",
+                logging.WARNING,
+                headset=self.config.name,
+                turn_id=turn_id,
+                stage=exc.stage,
+                reason=exc.reason,
+            )
             animator.stop(self.now())
             await self._send(await self._assets.apology(exc.stage))
         except Exception:  # a bug must cost one answer, not the headset's link
@@ -302,11 +325,22 @@ class HeadsetLink:
                 session.add(*turn.history(spoken))
                 with contextlib.suppress(RedisError):
                     await self._store.save(session)
-            log_event(log, "turn", headset=self.config.name, session_id=session.session_id,
-                      turn_id=turn_id, outcome=outcome, sentences=len(spoken),
-                      **{f"{k}_ms": v for k, v in turn.log.stages_ms.items()})  # fmt: skip
-            report = {"turn_id": turn_id, "outcome": outcome, "sentences": len(spoken),
-                      "stages_ms": turn.log.stages_ms}  # fmt: skip
+            log_event(
+                log,
+                "turn",
+                headset=self.config.name,
+                session_id=session.session_id,
+                turn_id=turn_id,
+                outcome=outcome,
+                sentences=len(spoken),
+                **{f"{k}_ms": v for k, v in turn.log.stages_ms.items()},
+            )
+            report = {
+                "turn_id": turn_id,
+                "outcome": outcome,
+                "sentences": len(spoken),
+                "stages_ms": turn.log.stages_ms,
+            }
             with contextlib.suppress(RedisError):
                 await self._redis.set(
                     self.key(LAST_TURN_KEY), json.dumps(report), ex=LAST_TURN_TTL_S
@@ -356,8 +390,13 @@ class HeadsetLink:
             poses, trans = user_frames_to_smplx([fields for _, fields in entries])
         except ValueError as exc:
             self._metrics.errors_total.labels("user_stream").inc()
-            log_event(log, "bad userStream entry", logging.WARNING, headset=self.config.name,
-                      error=str(exc))  # fmt: skip
+            log_event(
+                log,
+                "bad userStream entry",
+                logging.WARNING,
+                headset=self.config.name,
+                error=str(exc),
+            )
             return None
         return trim_user_motion(poses, trans)
 

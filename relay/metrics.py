@@ -13,19 +13,24 @@ class RelayMetrics:
         self.registry = registry or CollectorRegistry()
         r = self.registry
         self.turns_total = Counter(
-            "solami_relay_turns_total", "Turns finished, by method and outcome.",
-            ("method", "outcome"), registry=r,
-        )  # fmt: skip
+            "solami_relay_turns_total",
+            "Turns finished, by method and outcome.",
+            ("method", "outcome"),
+            registry=r,
+        )
         self.turn_stage_seconds = Histogram(
             "solami_relay_turn_stage_seconds",
             "Time from the WAV's arrival until a stage of the turn was done.",
-            ("stage",), buckets=TURN_BUCKETS_S, registry=r,
-        )  # fmt: skip
+            ("stage",),
+            buckets=TURN_BUCKETS_S,
+            registry=r,
+        )
         self.time_to_first_audio_seconds = Histogram(
             "solami_relay_time_to_first_audio_seconds",
             "Time from the WAV's arrival to the first reply WAV sent to the headset.",
-            buckets=TURN_BUCKETS_S, registry=r,
-        )  # fmt: skip
+            buckets=TURN_BUCKETS_S,
+            registry=r,
+        )
         self.active_sessions = Gauge(
             "solami_relay_active_sessions", "Headsets with a live session.", registry=r
         )
@@ -36,9 +41,11 @@ class RelayMetrics:
             "solami_relay_barge_ins_total", "Answers interrupted by a new utterance.", registry=r
         )
         self.errors_total = Counter(
-            "solami_relay_errors_total", "Problems handled without stopping, by kind.",
-            ("kind",), registry=r,
-        )  # fmt: skip
+            "solami_relay_errors_total",
+            "Problems handled without stopping, by kind.",
+            ("kind",),
+            registry=r,
+        )
         self.redis_up = Gauge(
             "solami_relay_redis_up", "1 while Redis answers the relay, else 0.", registry=r
         )

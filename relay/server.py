@@ -72,9 +72,11 @@ class Relay:
         for config in settings.headset_configs(default_db):
             client = redis_client(url, config.redis_db)
             self._redis.append(client)
-            self.links.append(HeadsetLink(
-                config, client, self.store, self.clients, self.assets, settings, self.metrics
-            ))  # fmt: skip
+            self.links.append(
+                HeadsetLink(
+                    config, client, self.store, self.clients, self.assets, settings, self.metrics
+                )
+            )
         self.ready = False
         # Headsets with a live session, read at each scrape.
         self.metrics.active_sessions.set_function(
@@ -90,23 +92,40 @@ class Relay:
     async def run(self, stop: asyncio.Event) -> None:
         settings = self.settings
         if settings.metrics_port >= 0:
-            start_http_server(settings.metrics_port, addr=settings.host,
-                              registry=self.metrics.registry)  # fmt: skip
-        http = uvicorn.Server(uvicorn.Config(
-            create_app(self), host=settings.host, port=settings.http_port,
-            log_level="warning", lifespan="off",
-        ))  # fmt: skip
+            start_http_server(
+                settings.metrics_port, addr=settings.host, registry=self.metrics.registry
+            )
+        http = uvicorn.Server(
+            uvicorn.Config(
+                create_app(self),
+                host=settings.host,
+                port=settings.http_port,
+                log_level="warning",
+                lifespan="off",
+            )
+        )
         http_task = asyncio.create_task(http.serve())
         apologies_task = asyncio.create_task(self.assets.prepare(), name="apologies")
         servers = []
         for link in self.links:
             await link.start()
-            servers.append(await ws_serve(
-                link.serve, settings.host, link.config.ws_port, max_size=MAX_WS_MESSAGE_BYTES,
-                ping_interval=WS_PING_INTERVAL_S, ping_timeout=None,
-            ))  # fmt: skip
-            log_event(log, "headset endpoint", headset=link.config.name,
-                      ws_port=link.config.ws_port, redis_db=link.config.redis_db)  # fmt: skip
+            servers.append(
+                await ws_serve(
+                    link.serve,
+                    settings.host,
+                    link.config.ws_port,
+                    max_size=MAX_WS_MESSAGE_BYTES,
+                    ping_interval=WS_PING_INTERVAL_S,
+                    ping_timeout=None,
+                )
+            )
+            log_event(
+                log,
+                "headset endpoint",
+                headset=link.config.name,
+                ws_port=link.config.ws_port,
+                redis_db=link.config.redis_db,
+            )
         self.ready = True
         log_event(log, "relay ready", http_port=settings.http_port)
         await stop.wait()

@@ -207,9 +207,13 @@ class AgentTurn:
 
     async def _synthesize(self, sentence: str) -> tuple[np.ndarray, int, list]:
         result = await synthesize(
-            self._clients, self._turn, self._session.character, sentence,
-            self._settings.tts_deadline_s, self.log,
-        )  # fmt: skip
+            self._clients,
+            self._turn,
+            self._session.character,
+            sentence,
+            self._settings.tts_deadline_s,
+            self.log,
+        )
         return result
 
     async def _animate(self, samples: np.ndarray, rate: int, timings: list) -> np.ndarray | None:

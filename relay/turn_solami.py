@@ -48,9 +48,11 @@ class SolamiTurn:
         self.reply_message = Message("character")
 
     async def _encode(
-        self, wav: bytes, user: tuple[np.ndarray, np.ndarray] | None,
+        self,
+        wav: bytes,
+        user: tuple[np.ndarray, np.ndarray] | None,
         character: tuple[np.ndarray, np.ndarray] | None,
-    ) -> llm_pb2.Message:  # fmt: skip
+    ) -> llm_pb2.Message:
         speech = self._clients.asr.Tokenize(
             asr_pb2.TokenizeRequest(turn=self._turn, wav=wav, num_layers=1),
             timeout=self._settings.asr_deadline_s,
@@ -80,10 +82,12 @@ class SolamiTurn:
                 self.log.mark("motion_encode_failed")
         self.log.mark("asr")
         self.user_message = Message(
-            "user", speech_units=list(tokens.speech_units), body_ids=list(tokens.body_ids),
+            "user",
+            speech_units=list(tokens.speech_units),
+            body_ids=list(tokens.body_ids),
             hand_ids=list(tokens.hand_ids),
             trans_id=tokens.trans_id if tokens.HasField("trans_id") else None,
-        )  # fmt: skip
+        )
         return llm_pb2.Message(role=llm_pb2.ROLE_USER, tokens=tokens)
 
     def history(self, spoken: list[Clip]) -> tuple[Message, Message]:
@@ -108,17 +112,21 @@ class SolamiTurn:
         return messages
 
     async def run(
-        self, wav: bytes, user: tuple[np.ndarray, np.ndarray] | None = None,
+        self,
+        wav: bytes,
+        user: tuple[np.ndarray, np.ndarray] | None = None,
         character: tuple[np.ndarray, np.ndarray] | None = None,
-    ) -> AsyncIterator[Clip | BodyMotion]:  # fmt: skip
+    ) -> AsyncIterator[Clip | BodyMotion]:
         user_message = await self._encode(wav, user, character)
         if not user_message.tokens.speech_units:
             return
         request = llm_pb2.GenerateRequest(
-            turn=self._turn, character=self._session.character,
-            method=llm_pb2.CONVERSATION_METHOD_SOLAMI, history=self._history(),
+            turn=self._turn,
+            character=self._session.character,
+            method=llm_pb2.CONVERSATION_METHOD_SOLAMI,
+            history=self._history(),
             user=user_message,
-        )  # fmt: skip
+        )
         units: asyncio.Queue[list[int] | None] = asyncio.Queue()
         motion: asyncio.Queue[tuple[list[int], list[int]] | None] = asyncio.Queue()
         llm_task = asyncio.create_task(self._generate(request, units, motion))
@@ -127,8 +135,9 @@ class SolamiTurn:
             index = 0
             body_sent = False
             async for samples, rate in self._vocode(units):
-                face = await animate(self._clients, self._turn, samples, rate, [],
-                                     self._settings.face_deadline_s)  # fmt: skip
+                face = await animate(
+                    self._clients, self._turn, samples, rate, [], self._settings.face_deadline_s
+                )
                 self.log.mark("first_clip")
                 yield Clip(index, "", samples, rate, face)
                 index += 1
@@ -160,9 +169,11 @@ class SolamiTurn:
                 elif event.HasField("end"):
                     t = event.end.reply.tokens
                     self.reply_message = Message(
-                        "character", speech_units=list(t.speech_units),
-                        body_ids=list(t.body_ids), hand_ids=list(t.hand_ids),
-                    )  # fmt: skip
+                        "character",
+                        speech_units=list(t.speech_units),
+                        body_ids=list(t.body_ids),
+                        hand_ids=list(t.hand_ids),
+                    )
         except grpc.aio.AioRpcError as exc:
             raise TurnError("llm", f"{exc.code().name}: {exc.details()}") from None
         finally:

@@ -27,9 +27,17 @@ def _save_tiny_whisper(path) -> dict:
     import whisper.model
 
     dims = whisper.model.ModelDimensions(
-        n_mels=80, n_audio_ctx=1500, n_audio_state=64, n_audio_head=2, n_audio_layer=1,
-        n_vocab=51864, n_text_ctx=448, n_text_state=64, n_text_head=2, n_text_layer=1,
-    )  # fmt: skip
+        n_mels=80,
+        n_audio_ctx=1500,
+        n_audio_state=64,
+        n_audio_head=2,
+        n_audio_layer=1,
+        n_vocab=51864,
+        n_text_ctx=448,
+        n_text_state=64,
+        n_text_head=2,
+        n_text_layer=1,
+    )
     torch.manual_seed(0)
     model = whisper.model.Whisper(dims)
     # The text decoder's positional embedding is allocated uninitialised (the released

@@ -341,9 +341,15 @@ def _demo_turn(stack: Stack, running: dict[str, tuple[str, int]], wav: bytes, ou
     straight to asr and llm (errors by code)."""
     base = stack.env["SOLAMI_REDIS_URL"].rsplit("/", 1)[0]
     args = argparse.Namespace(
-        wav=QUESTION, motion=None, character="Vrmgirl", out=out, ws=stack.ws_url,
-        redis=f"{base}/0", timeout_s=60.0, settle_s=1.5,
-    )  # fmt: skip
+        wav=QUESTION,
+        motion=None,
+        character="Vrmgirl",
+        out=out,
+        ws=stack.ws_url,
+        redis=f"{base}/0",
+        timeout_s=60.0,
+        settle_s=1.5,
+    )
     assert asyncio.run(simulator.run(args))["reply_wavs"] >= 1
     asyncio.run(_not_a_wav(stack.ws_url))
     with sync_channel(stack.address("motion")) as channel:
@@ -357,9 +363,13 @@ def _demo_turn(stack: Stack, running: dict[str, tuple[str, int]], wav: bytes, ou
         motion = motion_pb2_grpc.MotionServiceStub(channel)
         events = list(motion.DecodeMotion(tokens(), timeout=60))
         assert events[-1].WhichOneof("event") == "end"
-        _refused(lambda: list(motion.TextToMotion(
-            motion_pb2.TextToMotionRequest(turn=_turn(), text=""), timeout=30
-        )))  # fmt: skip
+        _refused(
+            lambda: list(
+                motion.TextToMotion(
+                    motion_pb2.TextToMotionRequest(turn=_turn(), text=""), timeout=30
+                )
+            )
+        )
     with sync_channel(stack.address("tts")) as channel:
         config = tts_pb2.SynthesizeRequest(
             turn=_turn(), config=tts_pb2.SpeechConfig(character="Gandalf")

@@ -60,9 +60,14 @@ def model_dir(tmp_path_factory):
 
 def _solami_server(model_dir, replies, step_delay_s=0.0, **settings_overrides):
     settings = dataclasses.replace(
-        LlmSettings(), host="127.0.0.1", port=0, metrics_port=-1, engine="transformers",
-        model=str(model_dir), **settings_overrides,
-    )  # fmt: skip
+        LlmSettings(),
+        host="127.0.0.1",
+        port=0,
+        metrics_port=-1,
+        engine="transformers",
+        model=str(model_dir),
+        **settings_overrides,
+    )
     backend = TransformersGenerator(settings)
     engine = LlmEngine(settings, backend)
     server = InProcessServer(DEFINITION, settings, engine)
@@ -345,8 +350,9 @@ def test_cli_chat_streams_the_reply_and_prints_its_summary(smollm):
     from tests.support.servers import finish, spawn
 
     env = {"SOLAMI_LLM_ADDR": smollm.address}
-    process = spawn(["-m", "solami", "call", "llm", "chat", "--character", "Batman",
-                     "Who are you?"], env)  # fmt: skip
+    process = spawn(
+        ["-m", "solami", "call", "llm", "chat", "--character", "Batman", "Who are you?"], env
+    )
     out, err = finish(process, 120)
     assert process.returncode == 0, err
     result = json.loads(out)

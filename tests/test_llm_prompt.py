@@ -137,9 +137,12 @@ def test_agent_messages_keep_the_last_five_and_the_role_play_prompt():
     assert messages[0]["content"].startswith("Let's do a role play! You are Batman")
     assert "<speech>XXXX</speech>" in messages[0]["content"]
     assert [m["content"] for m in messages[1:]] == [
-        "<speech>m4</speech>", "<speech>m5</speech>", "<speech>m6</speech>",
-        "<speech>m7</speech>", "<speech>new</speech>",
-    ]  # fmt: skip
+        "<speech>m4</speech>",
+        "<speech>m5</speech>",
+        "<speech>m6</speech>",
+        "<speech>m7</speech>",
+        "<speech>new</speech>",
+    ]
     with_motion, _ = build_agent_messages(BATMAN, [], Turn("user", text="hi", motion="waves"), True)
     assert with_motion[-1]["content"] == "<speech>hi</speech> <motion>waves</motion>"
     assert "<motion>YYYY</motion>" in with_motion[0]["content"]
@@ -161,9 +164,15 @@ def test_agent_prompt_is_counted_against_the_context_window():
     # The same prompt in a window one token too small for it and a 20-token reply.
     with pytest.raises(InvalidInput) as error:
         build_agent_prompt(
-            BATMAN, history, new, False, _render, count, context_tokens=length + 19,
+            BATMAN,
+            history,
+            new,
+            False,
+            _render,
+            count,
+            context_tokens=length + 19,
             reply_tokens=20,
-        )  # fmt: skip
+        )
     assert str(error.value) == (
         f"the prompt (system prompt and the last 3 messages) is {length} tokens; with 20 "
         f"tokens kept for the reply it does not fit the {length + 19}-token context window "

@@ -13,8 +13,19 @@ from services.motion.retrieval import ClipIndex, Fitter
 from services.motion.skeleton import BUILT_IN, JOINT_INDEX, facing
 from tests.support.motion_models import shared_embedder, smplx_ai
 
-REQUIRED = ("idle", "wave", "nod", "head_shake", "bow", "clap", "shrug", "point", "thinking",
-            "celebrate", "dance_step")  # fmt: skip
+REQUIRED = (
+    "idle",
+    "wave",
+    "nod",
+    "head_shake",
+    "bow",
+    "clap",
+    "shrug",
+    "point",
+    "thinking",
+    "celebrate",
+    "dance_step",
+)
 
 
 @pytest.fixture(scope="module")

@@ -33,9 +33,14 @@ MAX_TOKENS = 64
 
 def _settings(**overrides) -> MotionSettings:
     return dataclasses.replace(
-        MotionSettings(), host="127.0.0.1", port=0, metrics_port=-1, max_clip_s=MAX_CLIP_S,
-        max_decode_tokens=MAX_TOKENS, **overrides,
-    )  # fmt: skip
+        MotionSettings(),
+        host="127.0.0.1",
+        port=0,
+        metrics_port=-1,
+        max_clip_s=MAX_CLIP_S,
+        max_decode_tokens=MAX_TOKENS,
+        **overrides,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -63,9 +68,11 @@ def _turn(turn_id: str = "t1") -> common_pb2.TurnContext:
 
 def _frames(motion: features.Motion, up_axis=motion_pb2.UP_AXIS_Y) -> motion_pb2.SmplxFrames:
     return motion_pb2.SmplxFrames(
-        n_frames=motion.n_frames, poses=motion.poses.ravel().tolist(),
-        trans=motion.trans.ravel().tolist(), up_axis=up_axis,
-    )  # fmt: skip
+        n_frames=motion.n_frames,
+        poses=motion.poses.ravel().tolist(),
+        trans=motion.trans.ravel().tolist(),
+        up_axis=up_axis,
+    )
 
 
 def _collect(events) -> tuple[list, features.Motion]:
@@ -269,9 +276,20 @@ def test_cli_text2motion_encode_decode(server, tmp_path):
     env = {"SOLAMI_MOTION_ADDR": server.address}
     out = tmp_path / "wave.npz"
     process = spawn(
-        ["-m", "solami", "call", "motion", "text2motion", "wave hello", "--seconds", "3",
-         "--out", str(out)], env,
-    )  # fmt: skip
+        [
+            "-m",
+            "solami",
+            "call",
+            "motion",
+            "text2motion",
+            "wave hello",
+            "--seconds",
+            "3",
+            "--out",
+            str(out),
+        ],
+        env,
+    )
     stdout, stderr = finish(process, 120)
     assert process.returncode == 0, stderr
     result = json.loads(stdout)
@@ -287,9 +305,21 @@ def test_cli_text2motion_encode_decode(server, tmp_path):
     hand = ",".join(map(str, encoded["hand_ids"][:3]))
     out = tmp_path / "decoded.npz"
     process = spawn(
-        ["-m", "solami", "call", "motion", "decode", "--body", body, "--hand", hand, "--out",
-         str(out)], env,
-    )  # fmt: skip
+        [
+            "-m",
+            "solami",
+            "call",
+            "motion",
+            "decode",
+            "--body",
+            body,
+            "--hand",
+            hand,
+            "--out",
+            str(out),
+        ],
+        env,
+    )
     stdout, stderr = finish(process, 120)
     assert process.returncode == 0, stderr
     assert json.loads(stdout)["frames"] == 12

@@ -153,10 +153,19 @@ def test_training_loss_goes_down_and_resumes(tmp_path):
     data = tmp_path / "clips"
     MotionLibrary.load().export(data)
     options = TrainOptions(
-        data_dir=data, out_dir=tmp_path / "out", steps=50, batch_size=16, window_frames=32,
-        learning_rate=1e-3, save_every=25, body=TINY_BODY, hand=TINY_HAND,
-        transform_samples=128, eval_clips=3, progress=False,
-    )  # fmt: skip
+        data_dir=data,
+        out_dir=tmp_path / "out",
+        steps=50,
+        batch_size=16,
+        window_frames=32,
+        learning_rate=1e-3,
+        save_every=25,
+        body=TINY_BODY,
+        hand=TINY_HAND,
+        transform_samples=128,
+        eval_clips=3,
+        progress=False,
+    )
     result = train(options)
     losses = np.array(result.losses)
     assert len(losses) == 50
@@ -186,9 +195,27 @@ def test_clips_at_other_frame_rates_are_resampled_to_30_fps(tmp_path):
 def test_motion_train_command_prints_its_summary(tmp_path, capsys):
     data = tmp_path / "clips"
     MotionLibrary.load().export(data)
-    code = train_main([str(data), "--out", str(tmp_path / "out"), "--steps", "3",
-                       "--batch-size", "4", "--window", "16", "--width", "16",
-                       "--code-dim", "16", "--depth", "1", "--save-every", "3"])  # fmt: skip
+    code = train_main(
+        [
+            str(data),
+            "--out",
+            str(tmp_path / "out"),
+            "--steps",
+            "3",
+            "--batch-size",
+            "4",
+            "--window",
+            "16",
+            "--width",
+            "16",
+            "--code-dim",
+            "16",
+            "--depth",
+            "1",
+            "--save-every",
+            "3",
+        ]
+    )
     assert code == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["steps"] == 3 and summary["mpjpe_mm"] > 0

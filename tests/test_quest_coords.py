@@ -135,8 +135,10 @@ def test_y_up_clip_facing_and_walking_plus_z_in_unity():
     pelvis = [float(v) for v in entries[0]["pelvis_rotation"].split(",")]
     # A half turn about Unity's up axis (either sign of the quaternion).
     assert abs(pelvis[1]) == pytest.approx(1.0, abs=1e-6)
-    assert all(entries[0][f"{name}_rotation"] == "0.000000,0.000000,0.000000,1.000000"
-               for name in JOINT_NAMES[1:])  # fmt: skip
+    assert all(
+        entries[0][f"{name}_rotation"] == "0.000000,0.000000,0.000000,1.000000"
+        for name in JOINT_NAMES[1:]
+    )
     back, back_trans = user_frames_to_smplx(entries)
     np.testing.assert_allclose(matrices(back), matrices(poses), atol=1e-6)
     np.testing.assert_allclose(back_trans, trans, atol=1e-6)

@@ -59,8 +59,9 @@ def test_idle_csv_becomes_fields_in_unit_range():
         assert values.min() >= 0.0 and values.max() <= 1.0
     first = frames[0]
     assert first["eyeBlinkLeft"] == "1.0000"
-    assert float(first["jawOpen"]) == pytest.approx(weights[0, LIVELINK_CHANNELS.index("JawOpen")],
-                                                    abs=1e-4)  # fmt: skip
+    assert float(first["jawOpen"]) == pytest.approx(
+        weights[0, LIVELINK_CHANNELS.index("JawOpen")], abs=1e-4
+    )
 
 
 @needs_data

@@ -73,8 +73,9 @@ def test_retargeted_clip_has_unit_quaternions_for_exactly_the_mapped_bones(char,
     expected = {f"{bone}_rotation" for bone in bones} | {f"{rig.root_bone}_position"}
     for frame in frames:
         assert set(frame) == expected
-    quats = np.array([[unity_quat(f[k]) for k in sorted(f) if k.endswith("_rotation")]
-                      for f in frames])  # fmt: skip
+    quats = np.array(
+        [[unity_quat(f[k]) for k in sorted(f) if k.endswith("_rotation")] for f in frames]
+    )
     assert np.isfinite(quats).all()
     np.testing.assert_allclose(np.linalg.norm(quats, axis=-1), 1.0, atol=1e-5)
     assert all(QUAT.match(value) for value in frames[0].values() if value.count(",") == 3)
@@ -88,8 +89,9 @@ def test_root_height_is_plausible(char, rigs, motion):
     assert 0.2 < rest_height < 1.2  # metres: a cat to a tall superhero
     assert 0.8 < np.median(heights) / rest_height < 1.2
     root_rest = bone_data(char if char != "Smplx" else "smplx")[rig.root_bone]["matrix_local"]
-    armature = json.loads((DATA / "bone_data" / f"{'smplx' if char == 'Smplx' else char}.json")
-                          .read_text())["armature"]["armature_matrix"]  # fmt: skip
+    armature = json.loads(
+        (DATA / "bone_data" / f"{'smplx' if char == 'Smplx' else char}.json").read_text()
+    )["armature"]["armature_matrix"]
     world_height = (np.array(armature) @ np.array(root_rest))[2, 3]
     assert rest_height == pytest.approx(world_height, abs=1e-5)
 
@@ -245,8 +247,9 @@ def test_smplx_rig_needs_no_files_and_matches_smplx_json():
         assert bones[name]["parent"] == (None if parent < 0 else JOINT_NAMES[parent])
         # Every SMPL-X bone rests at +90 degrees about X in Blender: the identity in Y-up.
         rest = np.array(bones[name]["matrix_local"])[:3, :3]
-        np.testing.assert_allclose(rest, Rotation.from_euler("x", 90, degrees=True).as_matrix(),
-                                   atol=1e-6)  # fmt: skip
+        np.testing.assert_allclose(
+            rest, Rotation.from_euler("x", 90, degrees=True).as_matrix(), atol=1e-6
+        )
     pelvis = np.array(bones["pelvis"]["matrix_local"])[:3, 3]
     np.testing.assert_allclose(SMPLX_REST_PELVIS_BLENDER_M, pelvis, atol=1e-6)
     assert rig.position_scale == 1.0

@@ -29,8 +29,7 @@ SERVICES = ["asr", "llm", "tts", "motion", "face"]
 
 @pytest.fixture(scope="module")
 def stack(redis_url, tmp_path_factory):
-    running = Stack(redis_url, tmp_path_factory.mktemp("stack"),
-                    headsets="main:{}:4,second:{}:5")  # fmt: skip
+    running = Stack(redis_url, tmp_path_factory.mktemp("stack"), headsets="main:{}:4,second:{}:5")
     running.env["SOLAMI_RELAY_HEADSETS"] = running.env["SOLAMI_RELAY_HEADSETS"].format(
         running.env["SOLAMI_RELAY_PORT"], _free_port()
     )
@@ -65,15 +64,25 @@ def _db(stack: Stack, name: str) -> int:
     raise KeyError(name)
 
 
-def _talk(stack: Stack, tmp: Path, character: str = "Smplx", headset: str = "main",
-          wav: Path = QUESTION, **options) -> dict:  # fmt: skip
+def _talk(
+    stack: Stack,
+    tmp: Path,
+    character: str = "Smplx",
+    headset: str = "main",
+    wav: Path = QUESTION,
+    **options,
+) -> dict:
     base = stack.env["SOLAMI_REDIS_URL"].rsplit("/", 1)[0]
     args = argparse.Namespace(
-        wav=wav, motion=options.get("motion"), character=character, out=tmp,
+        wav=wav,
+        motion=options.get("motion"),
+        character=character,
+        out=tmp,
         ws=f"ws://127.0.0.1:{_headset_port(stack, headset)}",
-        redis=f"{base}/{_db(stack, headset)}", timeout_s=options.get("timeout_s", 60.0),
+        redis=f"{base}/{_db(stack, headset)}",
+        timeout_s=options.get("timeout_s", 60.0),
         settle_s=options.get("settle_s", 1.5),
-    )  # fmt: skip
+    )
     timeline = asyncio.run(simulator.run(args))
     # The turn is over for the relay too (its last sentence played, the session saved) before
     # the next step of a test looks at Redis or starts another turn.
@@ -201,8 +210,13 @@ def test_a_service_dying_mid_turn_gives_an_apology_and_recovery(stack, tmp_path)
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         turn = pool.submit(_talk, stack, tmp_path / "down", "Smplx", timeout_s=60)
         try:
-            _wait_until(lambda: stack.service_metric("llm", "solami_llm_inflight_requests"
-                                                     '{method="Generate"}') >= 1, turn)  # fmt: skip
+            _wait_until(
+                lambda: (
+                    stack.service_metric("llm", 'solami_llm_inflight_requests{method="Generate"}')
+                    >= 1
+                ),
+                turn,
+            )
             stack.stop("tts", signal.SIGKILL)
             timeline = turn.result(90)
         finally:
@@ -255,12 +269,14 @@ def test_session_history_survives_a_relay_restart(stack, tmp_path):
 
 def test_compatibility_api(stack):
     post = stack.post_form
-    status, created = post("/create_session/", {"session_name": "t", "method": "dlp+retrieval",
-                                                "character": "Batman"})  # fmt: skip
+    status, created = post(
+        "/create_session/", {"session_name": "t", "method": "dlp+retrieval", "character": "Batman"}
+    )
     assert status == 200
     sid = created["session_id"]
-    status, reply = post("/interact/", {"session_id": sid},
-                         {"audio": ("q.wav", QUESTION.read_bytes())})  # fmt: skip
+    status, reply = post(
+        "/interact/", {"session_id": sid}, {"audio": ("q.wav", QUESTION.read_bytes())}
+    )
     assert status == 200, reply
     with urllib.request.urlopen(stack.http_url + reply["audio_url"], timeout=10) as got:
         assert got.read()[:4] == b"RIFF"

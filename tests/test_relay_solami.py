@@ -65,9 +65,15 @@ def stack(redis_url, tmp_path_factory):
 def _talk(stack: Stack, out: Path) -> dict:
     base = stack.env["SOLAMI_REDIS_URL"].rsplit("/", 1)[0]
     args = argparse.Namespace(
-        wav=QUESTION, motion=None, character="Smplx", out=out, ws=stack.ws_url,
-        redis=f"{base}/0", timeout_s=90.0, settle_s=1.5,
-    )  # fmt: skip
+        wav=QUESTION,
+        motion=None,
+        character="Smplx",
+        out=out,
+        ws=stack.ws_url,
+        redis=f"{base}/0",
+        timeout_s=90.0,
+        settle_s=1.5,
+    )
     return asyncio.run(simulator.run(args))
 
 
@@ -111,20 +117,27 @@ def test_the_next_solami_turn_carries_the_history(stack, tmp_path):
 
 
 def test_the_original_model_server_api_runs_solami_sessions(stack):
-    status, created = stack.post_form("/create_session/", {"method": "solami",
-                                                           "character": "Samantha"})  # fmt: skip
+    status, created = stack.post_form(
+        "/create_session/", {"method": "solami", "character": "Samantha"}
+    )
     assert status == 200, created
     # The original relay's request: the question and a Z-up npz of the user's motion with the
     # character's current pose.
     user = np.zeros((60, 165))
     user[:, 0] = np.pi / 2  # standing in a Z-up world
     motion = io.BytesIO()
-    np.savez(motion, poses=user, trans=np.tile([0.0, 0.0, 0.95], (60, 1)),
-             poses_ai=user[:1], trans_ai=np.array([[0.0, 1.5, 0.95]]))  # fmt: skip
+    np.savez(
+        motion,
+        poses=user,
+        trans=np.tile([0.0, 0.0, 0.95], (60, 1)),
+        poses_ai=user[:1],
+        trans_ai=np.array([[0.0, 1.5, 0.95]]),
+    )
     status, reply = stack.post_form(
-        "/interact/", {"session_id": created["session_id"]},
+        "/interact/",
+        {"session_id": created["session_id"]},
         {"audio": ("q.wav", QUESTION.read_bytes()), "motion": ("m.npz", motion.getvalue())},
-    )  # fmt: skip
+    )
     assert status == 200, reply
     with urllib.request.urlopen(stack.http_url + reply["audio_url"], timeout=10) as got:
         samples, rate = audio.decode_wav(got.read(), 60)
@@ -137,15 +150,30 @@ def test_the_original_model_server_api_runs_solami_sessions(stack):
     nan_poses[3, 5] = np.nan
     for arrays, message in (
         ({"poses": np.zeros((5, 100))}, "must be an npz with poses, trans, poses_ai, trans_ai"),
-        ({"poses": user[:, :100], "trans": user[:, :3], "poses_ai": user[:1],
-          "trans_ai": user[:1, :3]}, "poses must be (T,165) and trans (T,3)"),
-        ({"poses": nan_poses, "trans": user[:, :3], "poses_ai": user[:1],
-          "trans_ai": user[:1, :3]}, "hold NaN or infinite values"),
-    ):  # fmt: skip
+        (
+            {
+                "poses": user[:, :100],
+                "trans": user[:, :3],
+                "poses_ai": user[:1],
+                "trans_ai": user[:1, :3],
+            },
+            "poses must be (T,165) and trans (T,3)",
+        ),
+        (
+            {
+                "poses": nan_poses,
+                "trans": user[:, :3],
+                "poses_ai": user[:1],
+                "trans_ai": user[:1, :3],
+            },
+            "hold NaN or infinite values",
+        ),
+    ):
         bad = io.BytesIO()
         np.savez(bad, **arrays)
         status, reply = stack.post_form(
-            "/interact/", {"session_id": created["session_id"]},
+            "/interact/",
+            {"session_id": created["session_id"]},
             {"audio": ("q.wav", QUESTION.read_bytes()), "motion": ("m.npz", bad.getvalue())},
-        )  # fmt: skip
+        )
         assert status == 422 and message in reply["detail"], reply

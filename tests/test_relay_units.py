@@ -88,8 +88,9 @@ def test_headset_settings():
     )
     configs = settings.headset_configs(0)
     assert [(c.name, c.ws_port, c.redis_db, c.key_prefix) for c in configs] == [
-        ("a", 8099, 0, ""), ("b", 8100, 2, "q2:")
-    ]  # fmt: skip
+        ("a", 8099, 0, ""),
+        ("b", 8100, 2, "q2:"),
+    ]
     with pytest.raises(SettingsError, match="name:ws_port:redis_db"):
         load_settings(RelaySettings, "SOLAMI_RELAY_", {"SOLAMI_RELAY_HEADSETS": "a:x:0"})
     with pytest.raises(SettingsError, match="SOLAMI_RELAY_METHOD"):

@@ -178,8 +178,9 @@ def test_streams_waiting_for_text_hold_no_worker_thread(stub):
 @pytest.mark.parametrize("rate_hz", [0, 16_000, 44_100])
 def test_chunks_are_contiguous_and_time_coded(stub, rate_hz):
     start_ms = 1_500
-    speech = _speak(stub, THREE_SENTENCES, character="Link", sample_rate_hz=rate_hz,
-                    start_ms=start_ms)  # fmt: skip
+    speech = _speak(
+        stub, THREE_SENTENCES, character="Link", sample_rate_hz=rate_hz, start_ms=start_ms
+    )
     rate = speech.sample_rate_hz
     assert rate == (rate_hz or 22_050)
     position = round(start_ms * rate / 1000)
@@ -268,9 +269,13 @@ def test_vocode_renders_fifty_units_per_second(stub):
 def test_vocode_chunks_stream_as_they_arrive(stub):
     chunks = [[(7 * i + j) % 1024 for j in range(25)] for i in range(4)]
     speech = read_speech(
-        stub.Vocode(iter(vocode_requests(chunks, character="Samantha", sample_rate_hz=24_000,
-                                         start_ms=500)), timeout=60)
-    )  # fmt: skip
+        stub.Vocode(
+            iter(
+                vocode_requests(chunks, character="Samantha", sample_rate_hz=24_000, start_ms=500)
+            ),
+            timeout=60,
+        )
+    )
     assert speech.sample_rate_hz == 24_000
     assert len(speech.chunks) >= 4
     assert speech.chunks[0].start_sample == 12_000

@@ -48,8 +48,15 @@ def _call(address: str, *args: str) -> dict:
 
 def test_synthesize_writes_a_wav_and_prints_timings(service, tmp_path):
     out = tmp_path / "reply.wav"
-    result = _call(service, "synthesize", "--character", "Samantha", "--out", str(out),
-                   "Hello there. Shall we dance?")  # fmt: skip
+    result = _call(
+        service,
+        "synthesize",
+        "--character",
+        "Samantha",
+        "--out",
+        str(out),
+        "Hello there. Shall we dance?",
+    )
     samples, rate = audio.decode_wav(out.read_bytes(), 60)
     assert rate == result["sample_rate_hz"] == 22_050
     assert result["duration_s"] == pytest.approx(samples.size / rate, abs=0.001)
@@ -62,8 +69,9 @@ def test_synthesize_writes_a_wav_and_prints_timings(service, tmp_path):
 def test_vocode_and_voices(service, tmp_path):
     units = tmp_path / "units.json"
     units.write_text(json.dumps({"units": list(range(100, 200))}))
-    result = _call(service, "vocode", str(units), "--character", "Batman",
-                   "--out", str(tmp_path / "units.wav"))  # fmt: skip
+    result = _call(
+        service, "vocode", str(units), "--character", "Batman", "--out", str(tmp_path / "units.wav")
+    )
     assert result["sample_rate_hz"] == 16_000
     assert result["duration_s"] == pytest.approx(2.0, abs=0.02)
     voices = _call(service, "voices")
@@ -73,10 +81,20 @@ def test_vocode_and_voices(service, tmp_path):
 
 def test_bad_input_is_reported_with_its_status(service, tmp_path):
     reply = spawn(
-        ["-m", "solami", "call", "tts", "synthesize", "--character", "Joker",
-         "--out", str(tmp_path / "x.wav"), "Hi."],
+        [
+            "-m",
+            "solami",
+            "call",
+            "tts",
+            "synthesize",
+            "--character",
+            "Joker",
+            "--out",
+            str(tmp_path / "x.wav"),
+            "Hi.",
+        ],
         {"SOLAMI_TTS_ADDR": service},
-    )  # fmt: skip
+    )
     _, stderr = finish(reply, 120)
     assert reply.returncode == 1
     assert "INVALID_ARGUMENT" in stderr and "unknown character 'Joker'" in stderr

@@ -116,9 +116,15 @@ def test_full_size_soundstorm_is_the_released_architecture():
 
 def _vocoder(model_dirs, prompt_dir=None, context_units=25) -> UnitVocoder:
     vocoder = UnitVocoder(
-        model_dirs[0], SOUNDSTORM_CHECKPOINT, model_dirs[1], SPEECHTOKENIZER_CHECKPOINT,
-        prompt_dir, 3.0, 4, context_units,
-    )  # fmt: skip
+        model_dirs[0],
+        SOUNDSTORM_CHECKPOINT,
+        model_dirs[1],
+        SPEECHTOKENIZER_CHECKPOINT,
+        prompt_dir,
+        3.0,
+        4,
+        context_units,
+    )
     vocoder.load()
     return vocoder
 
@@ -207,18 +213,58 @@ def test_piper_alignment_gives_phonemes_over_the_whole_audio():
 
 
 def test_piper_code_points_group_into_espeak_phonemes():
-    symbols = ["^", "h", "ə", "l", "ˈ", "o", "ʊ", " ", "w", "ˈ", "ɜ", "ː", "l", "d", ",", " ",
-               "t", "ʃ", "ˈ", "a", "ɪ", "n", "ə", "$"]  # fmt: skip
+    symbols = [
+        "^",
+        "h",
+        "ə",
+        "l",
+        "ˈ",
+        "o",
+        "ʊ",
+        " ",
+        "w",
+        "ˈ",
+        "ɜ",
+        "ː",
+        "l",
+        "d",
+        ",",
+        " ",
+        "t",
+        "ʃ",
+        "ˈ",
+        "a",
+        "ɪ",
+        "n",
+        "ə",
+        "$",
+    ]
     timed = [(s, i * 0.1, (i + 1) * 0.1) for i, s in enumerate(symbols)]
     phonemes = _phonemes(timed)
     assert [p.symbol for p in phonemes] == [
-        "", "h", "ə", "l", "ˈoʊ", "w", "ˈɜː", "l", "d", "", "tʃ", "ˈaɪ", "n", "ə", ""
-    ]  # fmt: skip
+        "",
+        "h",
+        "ə",
+        "l",
+        "ˈoʊ",
+        "w",
+        "ˈɜː",
+        "l",
+        "d",
+        "",
+        "tʃ",
+        "ˈaɪ",
+        "n",
+        "ə",
+        "",
+    ]
     assert phonemes[4].start_s == pytest.approx(0.4) and phonemes[4].end_s == pytest.approx(0.8)
     words = _words("Hello world, China.", timed)
     assert [(w.text, round(w.start_s, 1), round(w.end_s, 1)) for w in words] == [
-        ("Hello", 0.1, 0.7), ("world", 0.8, 1.4), ("China", 1.6, 2.3)
-    ]  # fmt: skip
+        ("Hello", 0.1, 0.7),
+        ("world", 0.8, 1.4),
+        ("China", 1.6, 2.3),
+    ]
     spread = _words("Hello big world, China.", timed)
     assert [w.text for w in spread] == ["Hello", "big", "world", "China"]
     assert spread[0].start_s == pytest.approx(0.1) and spread[-1].end_s == pytest.approx(2.3)

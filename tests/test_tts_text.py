@@ -53,13 +53,24 @@ def test_number_words(n, words):
 
 def test_ordinals_and_years():
     assert [text.ordinal_words(n) for n in (1, 2, 3, 5, 12, 20, 21, 100)] == [
-        "first", "second", "third", "fifth", "twelfth", "twentieth", "twenty-first",
+        "first",
+        "second",
+        "third",
+        "fifth",
+        "twelfth",
+        "twentieth",
+        "twenty-first",
         "one hundredth",
-    ]  # fmt: skip
+    ]
     assert [text.year_words(y) for y in (1066, 1805, 1900, 2000, 2007, 2010, 2024)] == [
-        "ten sixty-six", "eighteen oh five", "nineteen hundred", "two thousand",
-        "two thousand seven", "twenty ten", "twenty twenty-four",
-    ]  # fmt: skip
+        "ten sixty-six",
+        "eighteen oh five",
+        "nineteen hundred",
+        "two thousand",
+        "two thousand seven",
+        "twenty ten",
+        "twenty twenty-four",
+    ]
 
 
 @pytest.mark.parametrize("control", ["\x00", "\x07", "\x1b", "\x7f", "\x85"])
@@ -75,8 +86,11 @@ def test_plain_whitespace_is_allowed():
 def test_sentences_split_after_abbreviations_are_expanded():
     spoken = text.normalize("Dr. Who is here. Is he? Yes! e.g. today.")
     assert text.split_sentences(spoken) == [
-        "Doctor Who is here.", "Is he?", "Yes!", "for example today."
-    ]  # fmt: skip
+        "Doctor Who is here.",
+        "Is he?",
+        "Yes!",
+        "for example today.",
+    ]
 
 
 def test_overlong_sentences_are_cut_at_clauses():
@@ -90,8 +104,9 @@ def test_overlong_sentences_are_cut_at_clauses():
 def test_lead_split():
     long = "Hello there I am Samantha and I would love to show you a dance."
     assert text.lead_split(long, 5) == [
-        "Hello there I am Samantha,", "and I would love to show you a dance."
-    ]  # fmt: skip
+        "Hello there I am Samantha,",
+        "and I would love to show you a dance.",
+    ]
     clause = "Hello there, I am Samantha and I would love to show you a dance."
     assert text.lead_split(clause, 5)[0] == "Hello there,"
     assert text.lead_split("Hello there my dear friend.", 5) == ["Hello there my dear friend."]
@@ -100,8 +115,14 @@ def test_lead_split():
 
 def test_every_character_has_a_voice_and_names_are_case_insensitive():
     assert set(CHARACTER_VOICES) == {
-        "User", "Samantha", "Batman", "Trump", "Link", "Banaya", "11-45-G"
-    }  # fmt: skip
+        "User",
+        "Samantha",
+        "Batman",
+        "Trump",
+        "Link",
+        "Banaya",
+        "11-45-G",
+    }
     assert len(set(CHARACTER_VOICES.values())) == len(CHARACTER_VOICES)
     assert resolve("samantha") == ("Samantha", VOICES["bright"])
     assert resolve("BATMAN", "kitten") == ("Batman", VOICES["kitten"])

@@ -271,9 +271,11 @@ def _build(char_id: str, bones: _BoneData, mapping: dict[str, str], origin: Path
 
     source = np.array([JOINT_INDEX[source_of[bones.names[i]]] for i in driven])
     anchor = np.array(
-        [-1 if (a := driven_ancestor(i)) < 0 else JOINT_INDEX[source_of[bones.names[a]]]
-         for i in driven]
-    )  # fmt: skip
+        [
+            -1 if (a := driven_ancestor(i)) < 0 else JOINT_INDEX[source_of[bones.names[a]]]
+            for i in driven
+        ]
+    )
     parent_rest_inv = np.array(
         [np.eye(3) if bones.parents[i] < 0 else rest[bones.parents[i]].T for i in driven]
     )

@@ -130,9 +130,15 @@ class LlmEngine(Engine):
     async def warmup_async(self) -> None:
         method = SOLAMI if self.backend.supports_solami else LLM_SPEECH
         user = Turn("user", text="Hello!", tokens=Tokens(speech=(1, 2), body=(3,), hand=(4,)))
-        request = Request("Samantha", method, (), user, dataclasses.replace(
-            SOLAMI_SAMPLING if method == SOLAMI else AGENT_SAMPLING, max_new_tokens=4
-        ))  # fmt: skip
+        request = Request(
+            "Samantha",
+            method,
+            (),
+            user,
+            dataclasses.replace(
+                SOLAMI_SAMPLING if method == SOLAMI else AGENT_SAMPLING, max_new_tokens=4
+            ),
+        )
 
         async for _ in self.generate(request, warmup=True):
             pass
@@ -238,10 +244,17 @@ class LlmEngine(Engine):
             reply = parser.reply
             if reply.sentences or attempt == self.settings.max_attempts:
                 yield Finished(
-                    stats.finish_reason or "stop", stats.prompt_tokens,
-                    stats.cached_prompt_tokens, stats.completion_tokens, attempt,
-                    first_token_ms, _ms_since(started), dropped, reply.speech, reply.motion,
-                )  # fmt: skip
+                    stats.finish_reason or "stop",
+                    stats.prompt_tokens,
+                    stats.cached_prompt_tokens,
+                    stats.completion_tokens,
+                    attempt,
+                    first_token_ms,
+                    _ms_since(started),
+                    dropped,
+                    reply.speech,
+                    reply.motion,
+                )
                 return
 
     async def _solami(
@@ -277,17 +290,29 @@ class LlmEngine(Engine):
                 for event in sent.new_events(tokens, final=True):
                     yield event
                 yield Finished(
-                    stats.finish_reason or "stop", stats.prompt_tokens,
-                    stats.cached_prompt_tokens, stats.completion_tokens, attempt,
-                    first_token_ms, _ms_since(started), dropped, tokens=tokens,
-                )  # fmt: skip
+                    stats.finish_reason or "stop",
+                    stats.prompt_tokens,
+                    stats.cached_prompt_tokens,
+                    stats.completion_tokens,
+                    attempt,
+                    first_token_ms,
+                    _ms_since(started),
+                    dropped,
+                    tokens=tokens,
+                )
                 return
             if sent.committed or attempt == self.settings.max_attempts:
                 yield Finished(
-                    stats.finish_reason or "stop", stats.prompt_tokens,
-                    stats.cached_prompt_tokens, stats.completion_tokens, attempt,
-                    first_token_ms, _ms_since(started), dropped, tokens=tokens,
-                )  # fmt: skip
+                    stats.finish_reason or "stop",
+                    stats.prompt_tokens,
+                    stats.cached_prompt_tokens,
+                    stats.completion_tokens,
+                    attempt,
+                    first_token_ms,
+                    _ms_since(started),
+                    dropped,
+                    tokens=tokens,
+                )
                 return
 
 
@@ -303,10 +328,13 @@ class _Released:
         events: list[Event] = []
         motion_ready = min(len(tokens.body), len(tokens.hand))
         if motion_ready - self.motion >= (1 if final else MOTION_CHUNK):
-            events.append(MotionTokens(
-                self.motion, tokens.body[self.motion:motion_ready],
-                tokens.hand[self.motion:motion_ready],
-            ))  # fmt: skip
+            events.append(
+                MotionTokens(
+                    self.motion,
+                    tokens.body[self.motion : motion_ready],
+                    tokens.hand[self.motion : motion_ready],
+                )
+            )
             self.motion = motion_ready
         if len(tokens.speech) - self.units >= (1 if final else UNIT_CHUNK):
             events.append(SpeechUnits(self.units, tokens.speech[self.units :]))

@@ -40,9 +40,11 @@ def turn_from_proto(message: llm_pb2.Message, what: str) -> Turn:
         raise InvalidInput(f"{what} has no role (USER or CHARACTER)")
     t = message.tokens
     tokens = Tokens(
-        tuple(t.speech_units), tuple(t.body_ids), tuple(t.hand_ids),
+        tuple(t.speech_units),
+        tuple(t.body_ids),
+        tuple(t.hand_ids),
         t.trans_id if t.HasField("trans_id") else None,
-    )  # fmt: skip
+    )
     return Turn(_ROLES[message.role], message.text, message.motion_text, tokens)
 
 

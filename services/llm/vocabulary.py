@@ -46,9 +46,17 @@ def trans_token(code: int) -> str:
 def added_tokens() -> list[str]:
     """Every token SOLAMI adds to the base vocabulary, in a stable order."""
     tokens = [
-        SPEECH_OPEN, SPEECH_CLOSE, BODY_OPEN, BODY_CLOSE, HAND_OPEN, HAND_CLOSE,
-        USER_ROLE, CHARACTER_ROLE, USER_END, CHARACTER_END,
-    ]  # fmt: skip
+        SPEECH_OPEN,
+        SPEECH_CLOSE,
+        BODY_OPEN,
+        BODY_CLOSE,
+        HAND_OPEN,
+        HAND_CLOSE,
+        USER_ROLE,
+        CHARACTER_ROLE,
+        USER_END,
+        CHARACTER_END,
+    ]
     tokens += [speech_token(i) for i in range(SPEECH_VOCAB)]
     tokens += [body_token(i) for i in range(BODY_VOCAB)]
     tokens += [hand_token(i) for i in range(HAND_VOCAB)]

@@ -134,8 +134,11 @@ def write_stats(path: Path, stats: Stats) -> None:
         "smplx_relative_cont6d": {"mean": full_mean[:6], "std": full_std[:6]},
         "smplx_relative_pos": {"mean": full_mean[6:], "std": full_std[6:]},
     }
-    np.savez(path, smplx_feature=np.array(smplx, dtype=object),
-             transforms=np.array(transforms, dtype=object))  # fmt: skip
+    np.savez(
+        path,
+        smplx_feature=np.array(smplx, dtype=object),
+        transforms=np.array(transforms, dtype=object),
+    )
 
 
 def _config_of(state: dict[str, torch.Tensor]) -> VQConfig:
@@ -201,8 +204,11 @@ def load_tokenizers(
 def save_tokenizers(directory: Path, tokenizers: Tokenizers, stats_file: str = STATS_FILE) -> None:
     """Writes the original layout into ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
-    for name, model in ((BODY_FILE, tokenizers.body), (HAND_FILE, tokenizers.hand),
-                        (TRANSFORM_FILE, tokenizers.transform)):  # fmt: skip
+    for name, model in (
+        (BODY_FILE, tokenizers.body),
+        (HAND_FILE, tokenizers.hand),
+        (TRANSFORM_FILE, tokenizers.transform),
+    ):
         torch.save({k: v.cpu() for k, v in model.state_dict().items()}, directory / name)
     write_stats(directory / stats_file, tokenizers.stats)
 

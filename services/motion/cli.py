@@ -33,10 +33,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     encode = operations.add_parser("encode", help="SMPL-X npz -> trans, body and hand ids")
     encode.add_argument("clip", type=Path, help="npz with poses (T,165), trans (T,3)")
     encode.add_argument(
-        "--character", type=Path, default=None,
+        "--character",
+        type=Path,
+        default=None,
         help="npz with the character's pose (poses, trans: one frame); default: poses_ai/"
         "trans_ai of the clip file, else the character stands at the origin facing +Z",
-    )  # fmt: skip
+    )
     encode.add_argument("--z-up", action="store_true", help="the npz data are Z-up (Blender)")
     decode = operations.add_parser("decode", help="body and hand ids -> SMPL-X npz")
     decode.add_argument("--body", type=_ids, required=True, help="comma-separated body ids")

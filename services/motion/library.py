@@ -142,9 +142,10 @@ def load_user_clips(directory: Path, skeleton: Skeleton = BUILT_IN) -> list[Libr
         placement = placement_of(motion, skeleton)
         placement = dataclasses.replace(placement, offset=placement.offset * [1.0, 0.0, 1.0])
         clips.append(
-            LibraryClip(path.stem, descriptions, apply_placement(motion, placement), loop,
-                        str(path))
-        )  # fmt: skip
+            LibraryClip(
+                path.stem, descriptions, apply_placement(motion, placement), loop, str(path)
+            )
+        )
     return clips
 
 
@@ -166,10 +167,11 @@ class MotionLibrary:
         from services.motion.library_clips import BUILT_IN_CLIPS, RELAXED
 
         clips = [
-            LibraryClip(spec.name, spec.descriptions, render(spec, RELAXED, skeleton), spec.loop,
-                        "built-in")
+            LibraryClip(
+                spec.name, spec.descriptions, render(spec, RELAXED, skeleton), spec.loop, "built-in"
+            )
             for spec in BUILT_IN_CLIPS
-        ]  # fmt: skip
+        ]
         if user_dir is not None:
             clips += load_user_clips(user_dir, skeleton)
         return cls(clips)

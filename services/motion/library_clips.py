@@ -60,8 +60,13 @@ def hand(side: str, curl: float, thumb: float | None = None) -> dict[str, Euler]
 def crouch(degrees: float) -> dict[str, Euler]:
     """Both legs bent at hip, knee and ankle with the feet flat: the pelvis drops about
     0.78 m * (1 - cos(degrees))."""
-    return both({"left_hip": (-degrees, 0, 0), "left_knee": (2 * degrees, 0, 0),
-                 "left_ankle": (-degrees, 0, 0)})  # fmt: skip
+    return both(
+        {
+            "left_hip": (-degrees, 0, 0),
+            "left_knee": (2 * degrees, 0, 0),
+            "left_ankle": (-degrees, 0, 0),
+        }
+    )
 
 
 RELAXED: dict[str, Euler] = {

@@ -56,8 +56,10 @@ class MotionSettings(ServiceSettings):
         for name, value in positive.items():
             if value <= 0:
                 raise SettingsError(f"{prefix}{name} must be > 0, got {value}")
-        for name, path in (("CHECKPOINT_DIR", self.checkpoint_dir),
-                           ("LIBRARY_DIR", self.library_dir)):  # fmt: skip
+        for name, path in (
+            ("CHECKPOINT_DIR", self.checkpoint_dir),
+            ("LIBRARY_DIR", self.library_dir),
+        ):
             if path is not None and not path.is_dir():
                 raise SettingsError(f"{prefix}{name} must be an existing directory, got {path}")
         if self.skeleton_model is not None and not self.skeleton_model.is_file():

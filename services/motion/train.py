@@ -223,8 +223,9 @@ def train(options: TrainOptions, skeleton: Skeleton = BUILT_IN) -> TrainResult:
         tokenizers = Tokenizers(body, hand, transform, stats, source=str(options.out_dir))
         save_tokenizers(options.out_dir, tokenizers)
         codebooks = _quantizer_states(models)
-        torch.save({"step": step, "optimizer": optimizer.state_dict(), "codebooks": codebooks},
-                   state_path)  # fmt: skip
+        torch.save(
+            {"step": step, "optimizer": optimizer.state_dict(), "codebooks": codebooks}, state_path
+        )
 
     bar = tqdm(total=options.steps, initial=step, disable=not options.progress, unit="step")
     for model in models:
@@ -235,8 +236,11 @@ def train(options: TrainOptions, skeleton: Skeleton = BUILT_IN) -> TrainResult:
         t = normal_t[rows].to(options.device)
         loss = torch.zeros((), device=options.device)
         ppl = []
-        for model, target in ((body, x[..., :BODY_FEATURE_DIMS]),
-                              (hand, x[..., BODY_FEATURE_DIMS:]), (transform, t)):  # fmt: skip
+        for model, target in (
+            (body, x[..., :BODY_FEATURE_DIMS]),
+            (hand, x[..., BODY_FEATURE_DIMS:]),
+            (transform, t),
+        ):
             recon, commit, model_ppl = model(target)
             loss = loss + F.smooth_l1_loss(recon, target) + options.commit_weight * commit
             ppl.append(float(model_ppl))
@@ -280,14 +284,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    size = {"width": args.width, "code_dim": args.code_dim, "output_emb_width": args.code_dim,
-            "depth": args.depth}  # fmt: skip
+    size = {
+        "width": args.width,
+        "code_dim": args.code_dim,
+        "output_emb_width": args.code_dim,
+        "depth": args.depth,
+    }
     options = TrainOptions(
-        data_dir=args.data_dir, out_dir=args.out, steps=args.steps, batch_size=args.batch_size,
-        window_frames=args.window, learning_rate=args.lr, save_every=args.save_every,
-        resume=args.resume, seed=args.seed, device=args.device, z_up=args.z_up,
-        body=dataclasses.replace(BODY, **size), hand=dataclasses.replace(HAND, **size),
-    )  # fmt: skip
+        data_dir=args.data_dir,
+        out_dir=args.out,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        window_frames=args.window,
+        learning_rate=args.lr,
+        save_every=args.save_every,
+        resume=args.resume,
+        seed=args.seed,
+        device=args.device,
+        z_up=args.z_up,
+        body=dataclasses.replace(BODY, **size),
+        hand=dataclasses.replace(HAND, **size),
+    )
     try:
         result = train(options)
     except ValueError as exc:
@@ -297,10 +314,12 @@ def main(argv: list[str] | None = None) -> int:
         "steps": result.steps,
         "loss": round(result.losses[-1], 5) if result.losses else None,
         "mpjpe_mm": round(result.mpjpe_mm, 1),
-        "perplexity": {"body": round(result.body_perplexity, 1),
-                       "hand": round(result.hand_perplexity, 1)},
+        "perplexity": {
+            "body": round(result.body_perplexity, 1),
+            "hand": round(result.hand_perplexity, 1),
+        },
         "out": str(args.out),
-    }  # fmt: skip
+    }
     print(json.dumps(summary))
     return 0
 

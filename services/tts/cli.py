@@ -51,11 +51,15 @@ def call(args: argparse.Namespace, channel: grpc.Channel) -> dict:
             "vocode_available": reply.vocode_available,
             "characters": dict(reply.character_voices),
             "voices": [
-                {"name": v.name, "backend": v.backend, "sample_rate_hz": v.sample_rate_hz,
-                 "description": v.description}
+                {
+                    "name": v.name,
+                    "backend": v.backend,
+                    "sample_rate_hz": v.sample_rate_hz,
+                    "description": v.description,
+                }
                 for v in reply.voices
             ],
-        }  # fmt: skip
+        }
     turn = new_turn()
     config = tts_pb2.SpeechConfig(
         character=args.character, voice=args.voice, sample_rate_hz=args.rate

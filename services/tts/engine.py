@@ -90,11 +90,16 @@ def make_vocoder(settings: TtsSettings) -> UnitVocoder | None:
     from services.tts.vocoder import UnitVocoder
 
     return UnitVocoder(
-        settings.soundstorm_dir, settings.soundstorm_checkpoint,
-        settings.speechtokenizer_dir, settings.speechtokenizer_checkpoint,
-        settings.voice_prompt_dir, settings.voice_prompt_s, settings.soundstorm_steps,
-        settings.vocode_context_units, settings.device,
-    )  # fmt: skip
+        settings.soundstorm_dir,
+        settings.soundstorm_checkpoint,
+        settings.speechtokenizer_dir,
+        settings.speechtokenizer_checkpoint,
+        settings.voice_prompt_dir,
+        settings.voice_prompt_s,
+        settings.soundstorm_steps,
+        settings.vocode_context_units,
+        settings.device,
+    )
 
 
 class TtsEngine(Engine):
@@ -175,9 +180,12 @@ class SpeechSession:
         self.options = options
         self._voice = VOICES[options.voice]
         self._out = AudioOut(
-            engine.backend.sample_rate_hz, options.sample_rate_hz, options.start_s,
-            engine.settings.chunk_ms, self._voice.effect,
-        )  # fmt: skip
+            engine.backend.sample_rate_hz,
+            options.sample_rate_hz,
+            options.start_s,
+            engine.settings.chunk_ms,
+            self._voice.effect,
+        )
         self._used_chars = 0
         self._lead_words = engine.settings.lead_words if engine.backend.splits_lead_phrase else 0
 

@@ -172,8 +172,11 @@ class TtsServicer(tts_pb2_grpc.TtsServiceServicer):
         return tts_pb2.ListVoicesResponse(
             voices=[
                 tts_pb2.VoiceInfo(
-                    name=voice.name, backend=backend, language=voice.language,
-                    sample_rate_hz=rate, description=voice.description,
+                    name=voice.name,
+                    backend=backend,
+                    language=voice.language,
+                    sample_rate_hz=rate,
+                    description=voice.description,
                 )
                 for backend, rate in backends
                 for voice in VOICES.values()
@@ -181,7 +184,7 @@ class TtsServicer(tts_pb2_grpc.TtsServiceServicer):
             character_voices=CHARACTER_VOICES,
             backend=self._engine.name,
             vocode_available=self._engine.vocoder is not None,
-        )  # fmt: skip
+        )
 
 
 class _StreamTimer:

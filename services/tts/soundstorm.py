@@ -127,9 +127,12 @@ class FeedForward(nn.Module):
     def __init__(self, dim: int, mult: int) -> None:
         super().__init__()
         self.net = nn.Sequential(
-            nn.Linear(dim, dim * mult), Swish(), nn.Dropout(0.0),
-            nn.Linear(dim * mult, dim), nn.Dropout(0.0),
-        )  # fmt: skip
+            nn.Linear(dim, dim * mult),
+            Swish(),
+            nn.Dropout(0.0),
+            nn.Linear(dim * mult, dim),
+            nn.Dropout(0.0),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -140,10 +143,17 @@ class ConformerConvModule(nn.Module):
         super().__init__()
         inner = dim * expansion_factor
         self.net = nn.Sequential(
-            nn.LayerNorm(dim), Rearrange("b n c -> b c n"), nn.Conv1d(dim, inner * 2, 1),
-            GLU(dim=1), DepthWiseConv1d(inner, kernel_size), Swish(), ChanLayerNorm(inner),
-            nn.Conv1d(inner, dim, 1), Rearrange("b c n -> b n c"), nn.Dropout(0.0),
-        )  # fmt: skip
+            nn.LayerNorm(dim),
+            Rearrange("b n c -> b c n"),
+            nn.Conv1d(dim, inner * 2, 1),
+            GLU(dim=1),
+            DepthWiseConv1d(inner, kernel_size),
+            Swish(),
+            ChanLayerNorm(inner),
+            nn.Conv1d(inner, dim, 1),
+            Rearrange("b c n -> b n c"),
+            nn.Dropout(0.0),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -202,10 +212,16 @@ class ConformerWrapper(nn.Module):
         self.to_logits = nn.Sequential(
             nn.LayerNorm(c.dim),
             Rearrange("b (n gq) d -> b n gq d", gq=q),
-            EinMix("b n gq d -> b n gq l", weight_shape="gq d l", bias_shape="gq l",
-                   gq=q, l=c.codebook_size, d=c.dim),
+            EinMix(
+                "b n gq d -> b n gq l",
+                weight_shape="gq d l",
+                bias_shape="gq l",
+                gq=q,
+                l=c.codebook_size,
+                d=c.dim,
+            ),
             Rearrange("b ... d -> b (...) d"),
-        )  # fmt: skip
+        )
 
     def forward(self, codes: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """codes (b, n, q) with ``codebook_size`` as the mask id -> logits (b, n, q, l)."""

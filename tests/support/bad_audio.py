@@ -14,9 +14,15 @@ def wav_header(rate: int, channels: int = 1, bits: int = 16, data_len: int = 32_
     byte_rate = rate * channels * bits // 8
     fmt = struct.pack("<HHIIHH", 1, channels, rate, byte_rate, channels * bits // 8, bits)
     return (
-        b"RIFF" + struct.pack("<I", 36 + data_len) + b"WAVE" + b"fmt " + struct.pack("<I", 16)
-        + fmt + b"data" + struct.pack("<I", data_len)
-    )  # fmt: skip
+        b"RIFF"
+        + struct.pack("<I", 36 + data_len)
+        + b"WAVE"
+        + b"fmt "
+        + struct.pack("<I", 16)
+        + fmt
+        + b"data"
+        + struct.pack("<I", data_len)
+    )
 
 
 def _float_wav_with(value: float) -> bytes:

@@ -84,9 +84,13 @@ def spawn(
         if stderr_path is not None:
             stderr = files.enter_context(open(stderr_path, "ab"))  # the child keeps its own copy
         return subprocess.Popen(
-            [sys.executable, *args], cwd=ROOT, env=full_env,
-            stdout=subprocess.PIPE, stderr=stderr, text=True,
-        )  # fmt: skip
+            [sys.executable, *args],
+            cwd=ROOT,
+            env=full_env,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
 
 
 def finish(process: subprocess.Popen[str], timeout_s: float = 120) -> tuple[str, str]:

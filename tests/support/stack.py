@@ -62,18 +62,19 @@ class Stack:
     def start(self, name: str) -> None:
         with open(self.logs / f"{name}.log", "a") as log:
             self.processes[name] = subprocess.Popen(
-                [sys.executable, "-m", "solami", "serve", name], cwd=ROOT,
+                [sys.executable, "-m", "solami", "serve", name],
+                cwd=ROOT,
                 env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
-                stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
 
     def wait_ready(self, names: list[str], timeout_s: float = 180) -> None:
         for name in names:
             if name == "relay":
                 self._wait_http(timeout_s)
             else:
-                wait_for_health(self.address(name), SERVICES[name].full_name, "SERVING",
-                                timeout_s)  # fmt: skip
+                wait_for_health(self.address(name), SERVICES[name].full_name, "SERVING", timeout_s)
 
     def _wait_http(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -104,15 +105,23 @@ class Stack:
         boundary = uuid.uuid4().hex
         body = b""
         for key, value in fields.items():
-            body += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{key}\"\r\n\r\n"
-                     f"{value}\r\n").encode()  # fmt: skip
+            body += (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'
+            ).encode()
         for key, (filename, data) in (files or {}).items():
-            body += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{key}\"; "
-                     f"filename=\"{filename}\"\r\n\r\n").encode() + data + b"\r\n"  # fmt: skip
+            body += (
+                (
+                    f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"; '
+                    f'filename="{filename}"\r\n\r\n'
+                ).encode()
+                + data
+                + b"\r\n"
+            )
         body += f"--{boundary}--\r\n".encode()
         conn = http.client.HTTPConnection("127.0.0.1", int(self.env["SOLAMI_RELAY_HTTP_PORT"]))
-        conn.request("POST", path, body,
-                     {"Content-Type": f"multipart/form-data; boundary={boundary}"})  # fmt: skip
+        conn.request(
+            "POST", path, body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+        )
         reply = conn.getresponse()
         return reply.status, json.loads(reply.read())
 

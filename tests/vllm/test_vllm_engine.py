@@ -50,8 +50,13 @@ def test_vllm_generates_a_solami_turn(engine, loop):
     assert engine.backend.supports_solami
     assert engine.healthy  # vLLM's engine loop is running
     user = Turn("user", tokens=Tokens((1, 2, 3), (4, 5), (6, 7), 8))
-    request = Request("Samantha", SOLAMI, (), user,
-                      Sampling(temperature=0.6, top_p=0.9, max_new_tokens=32, seed=1))  # fmt: skip
+    request = Request(
+        "Samantha",
+        SOLAMI,
+        (),
+        user,
+        Sampling(temperature=0.6, top_p=0.9, max_new_tokens=32, seed=1),
+    )
 
     async def run() -> list:
         return [event async for event in engine.generate(request)]

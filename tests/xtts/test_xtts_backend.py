@@ -39,9 +39,11 @@ def prompt_dir(tmp_path_factory):
     espeak = EspeakBackend()
     espeak.load()
     pieces = espeak.synthesize(
-        "I am Samantha, and this is how my voice sounds.", VOICES["bright"], "Samantha",
+        "I am Samantha, and this is how my voice sounds.",
+        VOICES["bright"],
+        "Samantha",
         threading.Event(),
-    )  # fmt: skip
+    )
     samples = np.concatenate([piece.samples for piece in pieces])
     directory = tmp_path_factory.mktemp("prompts")
     clip = audio.resample(samples, espeak.sample_rate_hz, 44_100)

@@ -62,9 +62,12 @@ class _ConvLayer(nn.Module):
         in_dim = config.conv_dim[index - 1] if index > 0 else 1
         out_dim = config.conv_dim[index]
         self.conv = nn.Conv1d(
-            in_dim, out_dim, config.conv_kernel[index], config.conv_stride[index],
+            in_dim,
+            out_dim,
+            config.conv_kernel[index],
+            config.conv_stride[index],
             bias=config.conv_bias,
-        )  # fmt: skip
+        )
         self.norm_kind = "none"
         if config.feat_extract_norm == "layer":
             self.layer_norm = nn.LayerNorm(out_dim)
@@ -110,9 +113,12 @@ class PositionalConvEmbedding(nn.Module):
     def __init__(self, config: EncoderConfig) -> None:
         super().__init__()
         conv = nn.Conv1d(
-            config.hidden_size, config.hidden_size, config.pos_conv_kernel,
-            padding=config.pos_conv_kernel // 2, groups=config.pos_conv_groups,
-        )  # fmt: skip
+            config.hidden_size,
+            config.hidden_size,
+            config.pos_conv_kernel,
+            padding=config.pos_conv_kernel // 2,
+            groups=config.pos_conv_groups,
+        )
         self.conv = nn.utils.parametrizations.weight_norm(conv, name="weight", dim=2)
         self.remove_last = config.pos_conv_kernel % 2 == 0
 

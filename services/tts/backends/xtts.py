@@ -133,10 +133,14 @@ class XttsBackend:
         with self._lock:
             gpt_latent, speaker_embedding = self._conditioning(character, voice)
             stream = self._model.inference_stream(
-                text, LANGUAGE, gpt_latent, speaker_embedding,
-                stream_chunk_size=STREAM_CHUNK_TOKENS, speed=voice.rate,
+                text,
+                LANGUAGE,
+                gpt_latent,
+                speaker_embedding,
+                stream_chunk_size=STREAM_CHUNK_TOKENS,
+                speed=voice.rate,
                 enable_text_splitting=False,
-            )  # fmt: skip
+            )
             for chunk in stream:
                 if cancel.is_set():
                     return
