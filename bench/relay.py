@@ -17,14 +17,14 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import percentile, repeat, report
-from relay import simulator
 from relay.quest.rig import Rig
 from solami.client import check_health
 from solami.redis_local import start_local_redis
+from solami_cli import simulator
 from tests.support.servers import free_port
 from tests.support.stack import RIG_DATA, Stack
 
-QUESTION = Path(__file__).resolve().parents[1] / "relay" / "data" / "question.wav"
+QUESTION = Path(__file__).resolve().parents[1] / "solami_cli" / "data" / "question.wav"
 TURNS = 20
 HEADSETS = 4
 STAGES = ("asr", "llm_first_sentence", "tts_first_audio", "face", "first_clip", "first_reply")

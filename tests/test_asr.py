@@ -236,7 +236,7 @@ def test_cli_transcribe_and_bad_file(server, tmp_path):
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"definitely not audio")
     env = {"SOLAMI_ASR_ADDR": server.address}
-    process = spawn(["-m", "solami", "call", "asr", "transcribe", str(good)], env)
+    process = spawn(["-m", "solami_cli", "call", "asr", "transcribe", str(good)], env)
     out, err = finish(process, 120)
     assert process.returncode == 0, err
     import json
@@ -244,14 +244,14 @@ def test_cli_transcribe_and_bad_file(server, tmp_path):
     result = json.loads(out)
     assert set(result) >= {"text", "language", "segments", "duration_s"}
     assert word_error_rate(SENTENCES[0], result["text"]) <= 0.25
-    process = spawn(["-m", "solami", "call", "asr", "tokenize", str(good)], env)
+    process = spawn(["-m", "solami_cli", "call", "asr", "tokenize", str(good)], env)
     out, err = finish(process, 120)
     assert process.returncode == 0, err
     units = json.loads(out)["units"]
     # as many units as the VAD-trimmed speech lasts, at 50 per second
     assert abs(len(units) - round(result["speech_duration_s"] * 50)) <= 2, len(units)
     assert all(0 <= u < 1024 for u in units)
-    process = spawn(["-m", "solami", "call", "asr", "tokenize", str(bad)], env)
+    process = spawn(["-m", "solami_cli", "call", "asr", "tokenize", str(bad)], env)
     out, err = finish(process, 120)
     assert process.returncode == 1
     assert "INVALID_ARGUMENT" in err and "not a WAV" in err

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from solami.cli.main import build_parser, main
 from solami.redis_local import redis_reachable
 from solami.registry import RELAY, SERVICES
+from solami_cli.main import build_parser, main
 from tests.support.servers import finish, free_port, spawn
 
 pytestmark = pytest.mark.e2e
@@ -68,7 +68,7 @@ def test_up_status_and_clean_stop(tmp_path):
     parts = [info.name for info in (*SERVICES.values(), RELAY) if info.is_available()]
     assert not redis_reachable(redis_url)
     up_log = tmp_path / "up.log"
-    up = spawn(["-m", "solami", "up", "--timeout", "180"], env, stderr_path=up_log)
+    up = spawn(["-m", "solami_cli", "up", "--timeout", "180"], env, stderr_path=up_log)
     try:
         lines = []
         deadline = time.monotonic() + 180
@@ -87,7 +87,7 @@ def test_up_status_and_clean_stop(tmp_path):
         redis_dir = _redis_workdir(children)
         assert redis_dir.name.startswith("solami-redis-") and redis_dir.is_dir()
 
-        status = spawn(["-m", "solami", "status", "--timeout", "10"], env)
+        status = spawn(["-m", "solami_cli", "status", "--timeout", "10"], env)
         out, err = finish(status, 120)
         assert status.returncode == 0, out + err
         rows = {line.split()[0]: line.split()[-1] for line in out.splitlines()}
@@ -101,7 +101,7 @@ def test_up_status_and_clean_stop(tmp_path):
         assert not redis_reachable(redis_url)
         assert not redis_dir.exists(), f"{redis_dir} left behind"
 
-        status = spawn(["-m", "solami", "status"], env)
+        status = spawn(["-m", "solami_cli", "status"], env)
         out, _ = finish(status, 30)
         assert status.returncode == 1
         assert "UNREACHABLE" in out
@@ -147,7 +147,17 @@ def test_up_passes_rig_data_to_the_relay(tmp_path):
         "SOLAMI_RELAY_RIG_DATA": "/nonexistent",
     }
     up = spawn(
-        ["-m", "solami", "up", "--only", "relay", "--rig-data", str(tmp_path), "--timeout", "60"],
+        [
+            "-m",
+            "solami_cli",
+            "up",
+            "--only",
+            "relay",
+            "--rig-data",
+            str(tmp_path),
+            "--timeout",
+            "60",
+        ],
         env,
     )
     _out, err = finish(up, 120)

@@ -151,9 +151,18 @@ def _in_context(path: str) -> bool:
 
 
 def test_build_context_holds_the_source_and_nothing_heavy():
-    for path in ("pyproject.toml", "Makefile", "protos/solami/v1/asr.proto", "solami/server.py"):
+    for path in (
+        "pyproject.toml",
+        "Makefile",
+        "protos/solami/v1/asr.proto",
+        "solami/server.py",
+        "solami_cli/main.py",
+        "solami_cli/simulator.py",
+    ):
         assert _in_context(path), path
     for path in (
+        "solami_cli/demo.py",
+        "solami_cli/data/question.wav",
         ".venv/bin/python",
         ".git/HEAD",
         "build/k8s/dev.yaml",
@@ -251,7 +260,8 @@ def test_copied_sources_exist_and_are_in_the_build_context(flavor):
 def test_cpu_image_installs_what_the_project_pins():
     project = _project()
     makefile = (ROOT / "Makefile").read_text()
-    extras = set(project["project"]["optional-dependencies"]) - {"gpu", "dev"}
+    # The demo runs on a workstation, never in an image.
+    extras = set(project["project"]["optional-dependencies"]) - {"gpu", "dev", "demo"}
     build = _run_text(_stage("cpu", "build"))
     (installed,) = re.findall(r'-e "\.\[([a-z,]+)\]"', build)
     assert set(installed.split(",")) == extras

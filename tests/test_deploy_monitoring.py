@@ -26,7 +26,6 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from relay import simulator
 from relay.metrics import RelayMetrics
 from solami.client import sync_channel
 from solami.metrics import ServiceMetrics
@@ -44,6 +43,7 @@ from solami.v1 import (
     tts_pb2,
     tts_pb2_grpc,
 )
+from solami_cli import simulator
 from tests.support.motion_models import write_tiny_checkpoint
 from tests.support.servers import free_port
 from tests.support.speech import headset_clip
@@ -51,7 +51,7 @@ from tests.support.stack import Stack
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
-QUESTION = ROOT / "relay" / "data" / "question.wav"
+QUESTION = ROOT / "solami_cli" / "data" / "question.wav"
 DASHBOARD = ROOT / "deploy" / "grafana" / "solami-dashboard.json"
 PROMETHEUS_RULE = ROOT / "deploy" / "k8s" / "components" / "monitoring" / "prometheusrule.yaml"
 # Grafana's own variables, as Grafana would substitute them for a short dashboard range.

@@ -206,7 +206,9 @@ def test_cli_animate_writes_the_original_npz_layout(server, tmp_path):
     wav.write_bytes(audio.encode_wav(espeak("See you soon."), ESPEAK_RATE_HZ))
     out = tmp_path / "face.npz"
     env = {"SOLAMI_FACE_ADDR": server.address}
-    process = spawn(["-m", "solami", "call", "face", "animate", str(wav), "--out", str(out)], env)
+    process = spawn(
+        ["-m", "solami_cli", "call", "face", "animate", str(wav), "--out", str(out)], env
+    )
     stdout, stderr = finish(process, 120)
     assert process.returncode == 0, stderr
     result = json.loads(stdout)
@@ -215,7 +217,7 @@ def test_cli_animate_writes_the_original_npz_layout(server, tmp_path):
     assert result["n_frames"] == len(frames) == len(codes) > 0
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"definitely not audio")
-    process = spawn(["-m", "solami", "call", "face", "animate", str(bad)], env)
+    process = spawn(["-m", "solami_cli", "call", "face", "animate", str(bad)], env)
     _, stderr = finish(process, 120)
     assert process.returncode == 1
     assert "INVALID_ARGUMENT" in stderr and "not a WAV" in stderr

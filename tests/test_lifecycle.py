@@ -108,7 +108,7 @@ def _inflight(metrics_port: int, method: str) -> float:
     ],
 )
 def test_bad_setting_fails_at_start_naming_the_variable(variable, value, message):
-    process = spawn(["-m", "solami", "serve", "asr"], {variable: value})
+    process = spawn(["-m", "solami_cli", "serve", "asr"], {variable: value})
     _stdout, stderr = finish(process, 120)
     assert process.returncode == 2
     assert message in stderr

@@ -351,13 +351,15 @@ def test_cli_chat_streams_the_reply_and_prints_its_summary(smollm):
 
     env = {"SOLAMI_LLM_ADDR": smollm.address}
     process = spawn(
-        ["-m", "solami", "call", "llm", "chat", "--character", "Batman", "Who are you?"], env
+        ["-m", "solami_cli", "call", "llm", "chat", "--character", "Batman", "Who are you?"], env
     )
     out, err = finish(process, 120)
     assert process.returncode == 0, err
     result = json.loads(out)
     assert result["speech"] and result["speech"] in " ".join(err.split())
     assert result["prompt_tokens"] > 0 and 1 <= result["attempts"] <= 3
-    process = spawn(["-m", "solami", "call", "llm", "chat", "--character", "Gandalf", "Hi"], env)
+    process = spawn(
+        ["-m", "solami_cli", "call", "llm", "chat", "--character", "Gandalf", "Hi"], env
+    )
     _, err = finish(process, 120)
     assert process.returncode == 1 and "INVALID_ARGUMENT" in err and "Gandalf" in err

@@ -278,7 +278,7 @@ def test_cli_text2motion_encode_decode(server, tmp_path):
     process = spawn(
         [
             "-m",
-            "solami",
+            "solami_cli",
             "call",
             "motion",
             "text2motion",
@@ -296,7 +296,7 @@ def test_cli_text2motion_encode_decode(server, tmp_path):
     assert result["frames"] == 90 and result["fps"] == 30 and result["source"] == "wave"
     with np.load(out) as data:
         assert data["poses"].shape == (90, 165) and data["trans"].shape == (90, 3)
-    process = spawn(["-m", "solami", "call", "motion", "encode", str(SMPLX_AI)], env)
+    process = spawn(["-m", "solami_cli", "call", "motion", "encode", str(SMPLX_AI)], env)
     stdout, stderr = finish(process, 120)
     assert process.returncode == 0, stderr
     encoded = json.loads(stdout)
@@ -307,7 +307,7 @@ def test_cli_text2motion_encode_decode(server, tmp_path):
     process = spawn(
         [
             "-m",
-            "solami",
+            "solami_cli",
             "call",
             "motion",
             "decode",
@@ -324,7 +324,7 @@ def test_cli_text2motion_encode_decode(server, tmp_path):
     assert process.returncode == 0, stderr
     assert json.loads(stdout)["frames"] == 12
     process = spawn(
-        ["-m", "solami", "call", "motion", "decode", "--body", "1,999", "--hand", "1,2"], env
+        ["-m", "solami_cli", "call", "motion", "decode", "--body", "1,999", "--hand", "1,2"], env
     )
     _, stderr = finish(process, 120)
     assert process.returncode == 1 and "INVALID_ARGUMENT" in stderr and "out of range" in stderr
@@ -334,7 +334,7 @@ def test_cli_text2motion_encode_decode(server, tmp_path):
 def test_solami_serve_motion_process(tmp_path):
     port = free_port()
     env = {"SOLAMI_MOTION_PORT": str(port), "SOLAMI_MOTION_METRICS_PORT": "-1"}
-    process = spawn(["-m", "solami", "serve", "motion"], env)
+    process = spawn(["-m", "solami_cli", "serve", "motion"], env)
     try:
         address = f"127.0.0.1:{port}"
         wait_for_health(address, "solami.v1.MotionService", "SERVING", timeout_s=120)

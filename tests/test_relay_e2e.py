@@ -16,14 +16,14 @@ import numpy as np
 import pytest
 import redis
 
-from relay import simulator
 from solami import audio
+from solami_cli import simulator
 from tests.support.servers import wait_until
 from tests.support.stack import RIG_DATA, Stack
 
 pytestmark = pytest.mark.e2e
 
-QUESTION = Path(__file__).resolve().parents[1] / "relay" / "data" / "question.wav"
+QUESTION = Path(__file__).resolve().parents[1] / "solami_cli" / "data" / "question.wav"
 SERVICES = ["asr", "llm", "tts", "motion", "face"]
 
 

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import redis
 
-from relay import simulator
 from solami import audio
+from solami_cli import simulator
 from tests.support.motion_models import write_tiny_checkpoint
 from tests.support.stack import Stack
 from tests.support.tiny_solami import save_scripted_solami
@@ -26,7 +26,7 @@ from tests.support.tts_models import save_tiny_vocode_models
 
 pytestmark = pytest.mark.e2e
 
-QUESTION = Path(__file__).resolve().parents[1] / "relay" / "data" / "question.wav"
+QUESTION = Path(__file__).resolve().parents[1] / "solami_cli" / "data" / "question.wav"
 SPEECH_UNITS = list(range(300, 400))  # 2 s of speech: two 1 s reply clips
 BODY_IDS = [11, 12, 13, 14, 15, 16, 17, 18]
 HAND_IDS = [21, 22, 23, 24, 25, 26, 27, 28]

@@ -29,7 +29,7 @@ def service(tmp_path_factory):
         "SOLAMI_TTS_SOUNDSTORM_DIR": str(soundstorm_dir),
         "SOLAMI_TTS_SPEECHTOKENIZER_DIR": str(speechtokenizer_dir),
     }
-    process = spawn(["-m", "solami", "serve", "tts"], env)
+    process = spawn(["-m", "solami_cli", "serve", "tts"], env)
     address = f"127.0.0.1:{port}"
     try:
         wait_for_health(address, FULL_NAME, "SERVING", timeout_s=90)
@@ -40,7 +40,7 @@ def service(tmp_path_factory):
 
 
 def _call(address: str, *args: str) -> dict:
-    reply = spawn(["-m", "solami", "call", "tts", *args], {"SOLAMI_TTS_ADDR": address})
+    reply = spawn(["-m", "solami_cli", "call", "tts", *args], {"SOLAMI_TTS_ADDR": address})
     stdout, stderr = finish(reply, 120)
     assert reply.returncode == 0, stderr
     return json.loads(stdout)
@@ -83,7 +83,7 @@ def test_bad_input_is_reported_with_its_status(service, tmp_path):
     reply = spawn(
         [
             "-m",
-            "solami",
+            "solami_cli",
             "call",
             "tts",
             "synthesize",

@@ -8,8 +8,8 @@ from pathlib import Path
 import grpc
 from google.protobuf.json_format import MessageToDict
 
-from solami.cli.call import CALL_TIMEOUT_S, new_turn
 from solami.v1 import asr_pb2, asr_pb2_grpc
+from solami_cli.call import CALL_TIMEOUT_S, new_turn
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -10,8 +10,8 @@ import grpc
 import numpy as np
 
 from services.face.npz import write_npz
-from solami.cli.call import CALL_TIMEOUT_S, new_turn
 from solami.v1 import common_pb2, face_pb2, face_pb2_grpc
+from solami_cli.call import CALL_TIMEOUT_S, new_turn
 
 # Bytes of the WAV file per request message.
 CHUNK_BYTES = 64 * 1024

@@ -8,8 +8,8 @@ import sys
 import grpc
 
 from services.llm.servicer import _METHOD_ENUMS
-from solami.cli.call import CALL_TIMEOUT_S, new_turn
 from solami.v1 import llm_pb2, llm_pb2_grpc
+from solami_cli.call import CALL_TIMEOUT_S, new_turn
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 import grpc
 import numpy as np
 
-from solami.cli.call import CALL_TIMEOUT_S, new_turn
 from solami.v1 import common_pb2, motion_pb2, motion_pb2_grpc
+from solami_cli.call import CALL_TIMEOUT_S, new_turn
 
 # Keys of the user's clip and the character's pose in the npz files the tools write.
 USER_KEYS = (("poses", "trans"), ("poses_user", "trans_user"))

@@ -12,8 +12,8 @@ import grpc
 import numpy as np
 
 from solami import audio
-from solami.cli.call import CALL_TIMEOUT_S, new_turn
 from solami.v1 import common_pb2, tts_pb2, tts_pb2_grpc
+from solami_cli.call import CALL_TIMEOUT_S, new_turn
 
 # Units sent per Vocode message (one second of speech).
 UNITS_PER_MESSAGE = 50

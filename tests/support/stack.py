@@ -62,7 +62,7 @@ class Stack:
     def start(self, name: str) -> None:
         with open(self.logs / f"{name}.log", "a") as log:
             self.processes[name] = subprocess.Popen(
-                [sys.executable, "-m", "solami", "serve", name],
+                [sys.executable, "-m", "solami_cli", "serve", name],
                 cwd=ROOT,
                 env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
                 stdout=log,

@@ -14,10 +14,10 @@ import sys
 import time
 from pathlib import Path
 
-from solami.cli.status import relay_health
 from solami.client import check_health
 from solami.redis_local import LocalRedis, RedisUnavailable, redis_reachable, start_local_redis
 from solami.registry import RELAY, SERVICES, ServiceInfo, redis_url
+from solami_cli.status import relay_health
 
 # Seconds children get to drain after SIGTERM before they are killed.
 CHILD_STOP_TIMEOUT_S = 20.0
@@ -60,7 +60,7 @@ class Supervisor:
         self._stopping = False
 
     def start(self, info: ServiceInfo) -> None:
-        command = [sys.executable, "-m", "solami", "serve", info.name]
+        command = [sys.executable, "-m", "solami_cli", "serve", info.name]
         if info is RELAY and self.rig_data is not None:
             command += ["--rig-data", str(self.rig_data)]
         self.children[info.name] = subprocess.Popen(command, preexec_fn=_die_with_parent)

@@ -29,7 +29,7 @@ FACE_CURVES = ("JawOpen", "MouthFunnel", "MouthSmileLeft", "EyeBlinkLeft", "Brow
 
 def _start_stack(env: dict[str, str]) -> subprocess.Popen[str]:
     up = subprocess.Popen(
-        [sys.executable, "-m", "solami", "up", "--timeout", str(START_TIMEOUT_S)],
+        [sys.executable, "-m", "solami_cli", "up", "--timeout", str(START_TIMEOUT_S)],
         env=env,
         stdout=subprocess.PIPE,
         text=True,
@@ -94,8 +94,8 @@ def main() -> int:
     character = "Vrmgirl" if env.get("SOLAMI_RIG_DATA") else "Smplx"
     up = _start_stack(env)
     try:
-        from relay import simulator
         from solami.registry import redis_url
+        from solami_cli import simulator
 
         args = argparse.Namespace(
             wav=QUESTION,

@@ -7,9 +7,9 @@ import importlib
 import os
 import sys
 
-from solami.cli import rig_data
 from solami.registry import RELAY, SERVICES
 from solami.settings import SettingsError
+from solami_cli import rig_data
 
 PARTS = {**SERVICES, RELAY.name: RELAY}
 
@@ -33,25 +33,25 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
-    from solami.cli import up
+    from solami_cli import up
 
     return up.run(args)
 
 
 def _status(args: argparse.Namespace) -> int:
-    from solami.cli import status
+    from solami_cli import status
 
     return status.run(args)
 
 
 def _call(args: argparse.Namespace) -> int:
-    from solami.cli import call
+    from solami_cli import call
 
     return call.run(args)
 
 
 def _headset(args: argparse.Namespace) -> int:
-    from relay import simulator
+    from solami_cli import simulator
 
     return simulator.main(args)
 
@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.set_defaults(func=_status)
 
     headset = sub.add_parser("headset", help="simulate a Quest headset for one turn")
-    from relay import simulator
+    from solami_cli import simulator
 
     simulator.add_arguments(headset)
     headset.set_defaults(func=_headset)
@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("motion", help="`solami motion train DATA --out DIR`: train the motion VQ-VAEs")
 
     call = sub.add_parser("call", help="call a service's RPC from the command line")
-    from solami.cli import call as call_module
+    from solami_cli import call as call_module
 
     call_module.add_arguments(call)
     call.set_defaults(func=_call)
