@@ -37,15 +37,12 @@ def main() -> None:
     if not torch.cuda.is_available():
         print("\n== gpu ==\n  skipped: no CUDA device")
         return
-    from services.asr.backends.speechtokenizer import (
-        FULL_SIZE_CONFIG,
-        SpeechTokenizerBackend,
-        save_random_speechtokenizer,
-    )
+    from services.asr.backends.speechtokenizer import SpeechTokenizerBackend
     from services.face.backends.unitalker import save_random_unitalker
     from services.face.backends.wav2vec import WAVLM_BASE_PLUS
     from services.face.engine import FaceEngine
     from services.face.settings import FaceSettings
+    from services.speechtokenizer import FULL_SIZE_CONFIG, save_random_speechtokenizer
 
     rng = np.random.default_rng(0)
     samples = (0.1 * rng.standard_normal(int(AUDIO_S * 16_000))).astype(np.float32)

@@ -12,8 +12,15 @@ import time
 from pathlib import Path
 
 from bench.common import report
-from services.llm.engine import LLM_SPEECH, Finished, LlmEngine, Request, SentenceReady
-from services.llm.generation import AGENT_SAMPLING, GenerationStats
+from services.llm.backends.base import GenerationStats
+from services.llm.engine import (
+    AGENT_SAMPLING,
+    LLM_SPEECH,
+    Finished,
+    LlmEngine,
+    Request,
+    SentenceReady,
+)
 from services.llm.parsing import parse_solami
 from services.llm.prompt import Tokens, Turn, build_solami_prompt
 from services.llm.settings import LlmSettings

@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import percentile, report, timed
-from services.asr.backends.speechtokenizer import FULL_SIZE_CONFIG, save_random_speechtokenizer
+from services.speechtokenizer import FULL_SIZE_CONFIG, save_random_speechtokenizer
+from services.tts.backends.soundstorm import SoundStormConfig, save_random_soundstorm
 from services.tts.engine import TtsEngine
 from services.tts.server import DEFINITION
 from services.tts.settings import TtsSettings
-from services.tts.soundstorm import SoundStormConfig, save_random_soundstorm
 from services.tts.speech import UNIT_RATE_HZ
 from solami.client import sync_channel
 from solami.v1 import tts_pb2_grpc

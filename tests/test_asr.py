@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from services.asr.backends.speechtokenizer import FULL_SIZE_CONFIG, save_random_speechtokenizer
 from services.asr.engine import AsrEngine
 from services.asr.server import DEFINITION
 from services.asr.settings import AsrSettings
+from services.speechtokenizer import FULL_SIZE_CONFIG, save_random_speechtokenizer
 from solami import audio
 from solami.client import sync_channel
 from solami.v1 import asr_pb2, asr_pb2_grpc, common_pb2

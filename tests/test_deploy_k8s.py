@@ -114,7 +114,12 @@ def renders(tmp_path_factory) -> dict[str, tuple[dict, ...]]:
                     "resources": [f"{up}/{r}" for r in resources],
                     "components": [f"{up}/{c}" for c in components],
                     "images": [
-                        {"name": "solami-cpu", "newName": "solami/solami-cpu", "newTag": "0.1.0"}
+                        {"name": "solami-cpu", "newName": "solami/solami-cpu", "newTag": "0.1.0"},
+                        {
+                            "name": "solami-relay",
+                            "newName": "solami/solami-relay",
+                            "newTag": "0.1.0",
+                        },
                     ],
                 }
             )
@@ -470,6 +475,16 @@ def test_solami_containers_get_writable_tmp_and_cache(renders, render):
 
 
 @pytest.mark.parametrize("render", RENDERS)
+def test_relay_runs_its_own_image_without_torch(renders, render):
+    for _, _, container in _solami_containers(renders[render]):
+        image = container["image"].rsplit(":", 1)[0]
+        if container["name"] == RELAY.name:
+            assert image == "solami/solami-relay", image
+        else:
+            assert image != "solami/solami-relay", container["name"]
+
+
+@pytest.mark.parametrize("render", RENDERS)
 def test_startup_probes_cover_the_model_load(renders, render):
     for workload, spec, container in _solami_containers(renders[render]):
         if container["name"] == RELAY.name:
@@ -618,7 +633,7 @@ def test_gpu_overlay_runs_vllm_on_a_gpu_with_weights_from_the_volume(renders):
     assert llm["spec"]["progressDeadlineSeconds"] >= 1800
     assert _probe_budget_s(container["startupProbe"]) >= 1800
     settings = _settings(objects)
-    assert settings["SOLAMI_LLM_ENGINE"] == "vllm"
+    assert settings["SOLAMI_LLM_BACKEND"] == "vllm"
     assert settings["SOLAMI_LLM_MODEL"] == "/models/solami-llm"
     assert settings["SOLAMI_RIG_DATA"] == "/models/rig"
     for name in ("asr", "tts", "face"):

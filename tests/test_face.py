@@ -12,8 +12,9 @@ import pytest
 import soundfile as sf
 
 from services.face import npz
+from services.face.backends.base import frame_count
 from services.face.channels import CHANNELS, INDEX, MOUTH_CHANNELS, indices, lower_camel, pascal
-from services.face.engine import FaceEngine, Phoneme, frame_count
+from services.face.engine import FaceEngine, Phoneme
 from services.face.settings import FaceSettings
 from solami import audio
 from solami.errors import InvalidInput

@@ -13,10 +13,11 @@ import pytest
 import soundfile as sf
 
 from services.face import npz
+from services.face.backends.base import frame_count
 from services.face.backends.unitalker import save_random_unitalker
 from services.face.backends.wav2vec import EncoderConfig
 from services.face.channels import CHANNELS, INDEX
-from services.face.engine import FaceEngine, frame_count
+from services.face.engine import FaceEngine
 from services.face.server import DEFINITION
 from services.face.settings import FaceSettings
 from solami import audio

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from services.face.backends.base import frame_count
 from services.face.backends.unitalker import (
     encoder_config,
     load_unitalker,
@@ -23,7 +24,7 @@ from services.face.backends.wav2vec import (
     SpeechEncoder,
 )
 from services.face.channels import ARKIT_BLENDSHAPES, CHANNELS, lower_camel
-from services.face.engine import FaceEngine, frame_count
+from services.face.engine import FaceEngine
 from services.face.settings import FaceSettings
 from solami import audio
 from solami.errors import EngineUnavailable

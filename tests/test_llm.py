@@ -64,7 +64,7 @@ def _solami_server(model_dir, replies, step_delay_s=0.0, **settings_overrides):
         host="127.0.0.1",
         port=0,
         metrics_port=-1,
-        engine="transformers",
+        backend="transformers",
         model=str(model_dir),
         **settings_overrides,
     )

@@ -46,7 +46,7 @@ def stack(redis_url, tmp_path_factory):
         redis_url,
         tmp_path_factory.mktemp("stack"),
         SOLAMI_RELAY_METHOD="solami",
-        SOLAMI_LLM_ENGINE="transformers",
+        SOLAMI_LLM_BACKEND="transformers",
         SOLAMI_LLM_MODEL=str(save_scripted_solami(models / "solami-llm", REPLY)),
         SOLAMI_ASR_SPEECHTOKENIZER_DIR=str(speechtokenizer_dir),
         SOLAMI_TTS_SOUNDSTORM_DIR=str(soundstorm_dir),

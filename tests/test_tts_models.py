@@ -13,16 +13,16 @@ import torch
 
 from services.tts.backends.espeak import EspeakBackend
 from services.tts.backends.piper import PiperBackend, _phonemes, _words
-from services.tts.effects import apply_effect, shift_pitch
-from services.tts.outlet import AudioOut
-from services.tts.soundstorm import (
+from services.tts.backends.soundstorm import (
     SoundStorm,
     SoundStormConfig,
     load_soundstorm,
     read_config,
     save_random_soundstorm,
 )
-from services.tts.vocoder import SAMPLES_PER_UNIT, UnitVocoder
+from services.tts.backends.vocoder import SAMPLES_PER_UNIT, UnitVocoder
+from services.tts.effects import apply_effect, shift_pitch
+from services.tts.outlet import AudioOut
 from services.tts.voices import VOICES
 from solami import audio
 from solami.errors import EngineUnavailable

@@ -1,7 +1,8 @@
 """The asr engine: WAV/PCM -> 16 kHz mono -> VAD trim -> transcript or speech units.
 
 Backends implement ``Transcriber`` (faster-whisper, openai-whisper) or ``UnitTokenizer``
-(SpeechTokenizer); this module chooses them by settings and imports none of them itself.
+(SpeechTokenizer) from ``backends.base``; this module chooses them by settings. A backend
+imports its model library only when it loads.
 """
 
 from __future__ import annotations
@@ -10,10 +11,13 @@ import dataclasses
 import math
 import threading
 import time
-from typing import Protocol
 
 import numpy as np
 
+from services.asr.backends.base import Segment, Transcriber, UnitTokenizer
+from services.asr.backends.faster_whisper import FasterWhisperTranscriber
+from services.asr.backends.openai_whisper import OpenAIWhisperTranscriber
+from services.asr.backends.speechtokenizer import SpeechTokenizerBackend
 from services.asr.settings import AsrSettings
 from services.asr.vad import SAMPLE_RATE_HZ, SpeechTrimmer, Trimmed
 from solami import audio
@@ -26,24 +30,6 @@ UNIT_RATE_HZ = 50
 MAX_UNIT_LAYERS = 8
 # Length of the synthetic warm-up clip, in seconds.
 WARMUP_S = 1.0
-
-
-@dataclasses.dataclass(frozen=True)
-class Word:
-    text: str
-    start_s: float
-    end_s: float
-    probability: float
-
-
-@dataclasses.dataclass(frozen=True)
-class Segment:
-    text: str
-    start_s: float
-    end_s: float
-    avg_logprob: float
-    no_speech_prob: float
-    words: tuple[Word, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,32 +58,10 @@ class Units:
     speech_duration_s: float
 
 
-class Transcriber(Protocol):
-    name: str
-
-    def load(self) -> None: ...
-
-    def transcribe(
-        self, samples: np.ndarray, language: str, word_timestamps: bool
-    ) -> tuple[list[Segment], str, float]:
-        """Segments (times relative to ``samples``), language, language probability."""
-        ...
-
-
-class UnitTokenizer(Protocol):
-    def load(self) -> None: ...
-
-    def tokenize(self, samples: np.ndarray, num_layers: int) -> list[np.ndarray]: ...
-
-
 def make_transcriber(settings: AsrSettings) -> Transcriber:
     """The transcription backend named by ``settings.backend``."""
     if settings.backend == "openai-whisper":
-        from services.asr.backends.openai_whisper import OpenAIWhisperTranscriber
-
         return OpenAIWhisperTranscriber(settings)
-    from services.asr.backends.faster_whisper import FasterWhisperTranscriber
-
     return FasterWhisperTranscriber(settings)
 
 
@@ -105,8 +69,6 @@ def make_tokenizer(settings: AsrSettings) -> UnitTokenizer | None:
     """The SpeechTokenizer backend, when a model directory is configured."""
     if settings.speechtokenizer_dir is None:
         return None
-    from services.asr.backends.speechtokenizer import SpeechTokenizerBackend
-
     return SpeechTokenizerBackend(
         settings.speechtokenizer_dir, settings.speechtokenizer_checkpoint, settings.device
     )

@@ -1,20 +1,21 @@
 """The face engine: speech audio (and phoneme timings, when known) -> 30 fps face frames.
 
-Backends implement ``FaceBackend``: ``open`` returns a per-stream state that takes audio in
-pieces of any size and hands back frames as soon as they are final, so a streamed clip gives
-exactly the frames of the same clip sent whole. This module chooses backends by settings and
-imports none of them itself.
+Backends implement ``FaceBackend`` from ``backends.base``: ``open`` returns a per-stream state
+that takes audio in pieces of any size and hands back frames as soon as they are final, so a
+streamed clip gives exactly the frames of the same clip sent whole. This module chooses
+backends by settings (UniTalker, torch code throughout, is imported only when its weights are
+configured).
 """
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Sequence
-from typing import Protocol
 
 import numpy as np
 
+from services.face.backends.base import BackendStream, FaceBackend
+from services.face.backends.viseme import VisemeBackend
 from services.face.channels import CHANNEL_COUNT
 from services.face.settings import BACKENDS, FaceSettings
 from solami import audio
@@ -22,49 +23,18 @@ from solami.engine import Engine
 from solami.errors import InvalidInput
 from solami.speech import Phoneme
 
-FPS = 30
 # Length of the synthetic warm-up clip, in seconds.
 WARMUP_S = 1.0
 WARMUP_RATE_HZ = 16_000
 
 
-def frame_count(n_samples: int, rate_hz: int) -> int:
-    """Frames that cover ``n_samples`` of audio: round(seconds x 30), halves rounded up."""
-    return math.floor(n_samples * FPS / rate_hz + 0.5)
-
-
-class BackendStream(Protocol):
-    """A backend's state for one stream of audio."""
-
-    def push(self, samples: np.ndarray) -> np.ndarray:
-        """Takes the next samples; returns the frames that became final, ``(k, 61)``."""
-        ...
-
-    def add_phonemes(self, phonemes: Sequence[Phoneme]) -> None:
-        """Phoneme timings for audio not yet sent (frames already returned stay as they are)."""
-        ...
-
-    def finish(self) -> np.ndarray:
-        """No more audio: returns the remaining frames."""
-        ...
-
-
-class FaceBackend(Protocol):
-    name: str
-
-    def load(self) -> None: ...
-
-    def open(self, rate_hz: int, start_frame: int) -> BackendStream: ...
-
-
 def make_backend(name: str, settings: FaceSettings) -> FaceBackend:
     """The backend called ``name``."""
     if name == "unitalker":
+        # Imported here: the UniTalker modules import torch, which only this backend needs.
         from services.face.backends.unitalker import UniTalkerBackend
 
         return UniTalkerBackend(settings)
-    from services.face.backends.viseme import VisemeBackend
-
     return VisemeBackend(settings)
 
 

@@ -10,11 +10,13 @@ import grpc
 import numpy as np
 from prometheus_client import Counter, Histogram
 
+from services.face.backends.base import FPS
 from services.face.channels import CHANNELS
-from services.face.engine import FPS, FaceEngine, FaceStream, Phoneme
+from services.face.engine import FaceEngine, FaceStream
 from solami import audio
 from solami.errors import InvalidInput
 from solami.metrics import ServiceMetrics
+from solami.speech import Phoneme
 from solami.v1 import common_pb2, face_pb2, face_pb2_grpc
 
 # Real-time factor buckets (processing seconds per audio second).

@@ -9,14 +9,11 @@ import time
 from collections.abc import AsyncIterator
 
 from services.llm import prompt as prompts
+from services.llm.backends.base import GenerationStats, Sampling, TextGenerator
+from services.llm.backends.llama_cpp import LlamaCppGenerator
+from services.llm.backends.transformers import TransformersGenerator
+from services.llm.backends.vllm import VllmGenerator
 from services.llm.characters import CharacterBook
-from services.llm.generation import (
-    AGENT_SAMPLING,
-    SOLAMI_SAMPLING,
-    GenerationStats,
-    Sampling,
-    TextGenerator,
-)
 from services.llm.parsing import AgentReplyParser, parse_solami
 from services.llm.prompt import Tokens, Turn
 from services.llm.settings import LlmSettings
@@ -32,6 +29,12 @@ METHODS = (SOLAMI, LLM_SPEECH, DLP_RETRIEVAL)
 UNIT_CHUNK = 25
 # Motion token pairs gathered before a chunk is released (16 frames).
 MOTION_CHUNK = 4
+# The original SOLAMI server's sampling for the end-to-end model.
+SOLAMI_SAMPLING = Sampling(
+    temperature=0.6, top_p=0.9, max_new_tokens=600, min_new_tokens=10, stop=("<eos>", "[Human]")
+)
+# The original agent baseline's sampling (Llama-2 chat through vLLM).
+AGENT_SAMPLING = Sampling(temperature=0.6, top_p=0.9, max_new_tokens=150, presence_penalty=1.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,17 +100,11 @@ Event = Started | TextDelta | SentenceReady | SpeechUnits | MotionTokens | Finis
 
 
 def make_backend(settings: LlmSettings) -> TextGenerator:
-    """The backend named by ``settings.engine``."""
-    if settings.engine == "vllm":
-        from services.llm.backends.vllm import VllmGenerator
-
+    """The backend named by ``settings.backend`` (it imports its library when it loads)."""
+    if settings.backend == "vllm":
         return VllmGenerator(settings)
-    if settings.engine == "transformers":
-        from services.llm.backends.transformers import TransformersGenerator
-
+    if settings.backend == "transformers":
         return TransformersGenerator(settings)
-    from services.llm.backends.llama_cpp import LlamaCppGenerator
-
     return LlamaCppGenerator(settings)
 
 

@@ -8,7 +8,7 @@ import grpc
 from prometheus_client import Counter, Histogram
 
 from services.llm import engine as e
-from services.llm.generation import Sampling
+from services.llm.backends.base import Sampling
 from services.llm.prompt import Tokens, Turn
 from solami.errors import InvalidInput
 from solami.metrics import ServiceMetrics

@@ -10,7 +10,7 @@ from solami.registry import SERVICES
 from solami.settings import ServiceSettings, SettingsError
 
 INFO = SERVICES["llm"]
-ENGINES = ("llama-cpp", "transformers", "vllm")
+BACKENDS = ("llama-cpp", "transformers", "vllm")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,7 +20,7 @@ class LlmSettings(ServiceSettings):
     port: int = INFO.port
     metrics_port: int = INFO.metrics_port
     # "llama-cpp" (CPU default, GGUF), "transformers" (HF directory), "vllm" (GPU nodes).
-    engine: str = "llama-cpp"
+    backend: str = "llama-cpp"
     # Model path: a .gguf file (llama-cpp; empty = the packaged SmolLM2) or an HF directory.
     model: str = ""
     # Context window in tokens (SOLAMI: 2048). SOLAMI prompts stay under it less 600 tokens for
@@ -28,7 +28,7 @@ class LlmSettings(ServiceSettings):
     context_tokens: int = 2048
     # CPU threads for inference.
     cpu_threads: int = 2
-    # Torch device of the transformers engine ("cpu", "cuda").
+    # Torch device of the transformers backend ("cpu", "cuda").
     device: str = "cpu"
     # Tries when a SOLAMI reply lacks speech or body ids (or an agent reply lacks speech).
     max_attempts: int = 3
@@ -43,12 +43,12 @@ class LlmSettings(ServiceSettings):
 
     def validate(self, prefix: str = "") -> None:
         super().validate(prefix)
-        if self.engine not in ENGINES:
+        if self.backend not in BACKENDS:
             raise SettingsError(
-                f"{prefix}ENGINE must be one of {', '.join(ENGINES)}, got {self.engine!r}"
+                f"{prefix}BACKEND must be one of {', '.join(BACKENDS)}, got {self.backend!r}"
             )
-        if self.engine != "llama-cpp" and not self.model:
-            raise SettingsError(f"{prefix}MODEL must name a model directory for {self.engine}")
+        if self.backend != "llama-cpp" and not self.model:
+            raise SettingsError(f"{prefix}MODEL must name a model directory for {self.backend}")
         if self.context_tokens <= SOLAMI_REPLY_TOKENS:
             raise SettingsError(
                 f"{prefix}CONTEXT_TOKENS must be more than {SOLAMI_REPLY_TOKENS} (the tokens kept "

@@ -1,11 +1,13 @@
 """The tts engine: text pieces -> speech in a character's voice, and SOLAMI speech units ->
 speech (Vocode), both as streams of events (header -> timings and audio -> end).
 
-Text backends implement ``TextBackend`` (Piper, eSpeak NG, XTTS-v2); this module chooses one
-by settings and imports none of them itself. Each text piece is checked, normalised and split
-into sentences; every sentence is synthesised as soon as it arrives, so the first audio leaves
-while later text is still being written. With Piper the first sentence is spoken in two
-pieces (a short lead phrase first) to cut the time to first audio.
+Text backends implement ``TextBackend`` (Piper, eSpeak NG, XTTS-v2) and the unit vocoder
+implements ``Vocoder`` (SoundStorm + SpeechTokenizer), both from ``backends.base``; this module
+chooses them by settings (the vocoder, torch code throughout, is imported only when Vocode is
+configured). Each text piece is checked, normalised and split into sentences; every sentence
+is synthesised as soon as it arrives, so the first audio leaves while later text is still
+being written. With Piper the first sentence is spoken in two pieces (a short lead phrase
+first) to cut the time to first audio.
 
 A stream is a session object (``SpeechSession``, ``VocodeStream``): the servicer hands it each
 piece as it arrives and runs only that piece's synthesis in a worker thread, so a stream
@@ -16,11 +18,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from services.tts import text as text_rules
+from services.tts.backends.base import TextBackend, Vocoder
+from services.tts.backends.espeak import EspeakBackend
+from services.tts.backends.piper import PiperBackend
+from services.tts.backends.xtts import XttsBackend
 from services.tts.effects import apply_effect
 from services.tts.outlet import AudioOut
 from services.tts.settings import TtsSettings
@@ -28,7 +33,6 @@ from services.tts.speech import (
     UNIT_RATE_HZ,
     VOCODE_RATE_HZ,
     Header,
-    Rendered,
     SpeechEvent,
     SpeechOptions,
     shift,
@@ -37,9 +41,6 @@ from services.tts.voices import VOICES, Voice, resolve
 from solami.audio import MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ
 from solami.engine import Engine
 from solami.errors import EngineUnavailable, InvalidInput
-
-if TYPE_CHECKING:
-    from services.tts.vocoder import UnitVocoder
 
 WARMUP_TEXT = "Hello there, it is nice to meet you."
 # What a character says to make its Vocode voice prompt when it has no prompt file (~3 s).
@@ -52,42 +53,21 @@ VOCODE_OFF = (
 )
 
 
-class TextBackend(Protocol):
-    name: str
-    # Native output rate in Hz (known after load).
-    sample_rate_hz: int
-    # Whether the first sentence is better spoken as a lead phrase and the rest.
-    splits_lead_phrase: bool
-
-    def load(self) -> None: ...
-
-    def synthesize(
-        self, text: str, voice: Voice, character: str, cancel: threading.Event
-    ) -> Iterator[Rendered]:
-        """Normalised text -> audio parts; timings relative to the start of this text."""
-        ...
-
-
 def make_backend(settings: TtsSettings) -> TextBackend:
     """The text backend named by ``settings.backend``."""
     if settings.backend == "espeak":
-        from services.tts.backends.espeak import EspeakBackend
-
         return EspeakBackend()
     if settings.backend == "xtts":
-        from services.tts.backends.xtts import XttsBackend
-
         return XttsBackend(settings.xtts_dir, settings.voice_prompt_dir, settings.device)
-    from services.tts.backends.piper import PiperBackend
-
     return PiperBackend(settings.piper_model, settings.cpu_threads)
 
 
-def make_vocoder(settings: TtsSettings) -> UnitVocoder | None:
+def make_vocoder(settings: TtsSettings) -> Vocoder | None:
     """The SoundStorm + SpeechTokenizer vocoder, when both model directories are set."""
     if not settings.vocode_enabled:
         return None
-    from services.tts.vocoder import UnitVocoder
+    # Imported here: the vocoder module imports torch, which Vocode alone needs.
+    from services.tts.backends.vocoder import UnitVocoder
 
     return UnitVocoder(
         settings.soundstorm_dir,
@@ -109,7 +89,7 @@ class TtsEngine(Engine):
         self,
         settings: TtsSettings,
         backend: TextBackend | None = None,
-        vocoder: UnitVocoder | None = None,
+        vocoder: Vocoder | None = None,
     ) -> None:
         self.settings = settings
         self.backend = backend or make_backend(settings)

@@ -1,4 +1,4 @@
-"""What the tts engine produces: rendered audio with its timings, and the events of a stream.
+"""What the tts engine produces: the events of a stream, built from what backends render.
 
 Times inside ``Rendered`` are seconds from the start of the rendered piece; times in the
 stream events are seconds (or sample frames) from the start of the turn.
@@ -10,42 +10,13 @@ import dataclasses
 
 import numpy as np
 
+from services.tts.backends.base import Rendered, Word
 from solami.speech import Phoneme
 
 # SpeechTokenizer units per second of speech (the SOLAMI speech tokens).
 UNIT_RATE_HZ = 50
 # Sample rate of SpeechTokenizer's decoder, the native rate of Vocode.
 VOCODE_RATE_HZ = 16_000
-
-
-@dataclasses.dataclass(frozen=True)
-class Word:
-    """One spoken word as written in the normalised text."""
-
-    text: str
-    start_s: float
-    end_s: float
-
-
-@dataclasses.dataclass(frozen=True)
-class Rendered:
-    """Mono float32 audio at the backend's rate and the timings of what it says."""
-
-    samples: np.ndarray
-    phonemes: tuple[Phoneme, ...] = ()
-    words: tuple[Word, ...] = ()
-
-    @property
-    def has_timings(self) -> bool:
-        return bool(self.phonemes or self.words)
-
-    def stretched(self, factor: float) -> Rendered:
-        """The same timings ``factor`` times longer, without the audio."""
-        return Rendered(
-            np.zeros(0, np.float32),
-            tuple(Phoneme(p.symbol, p.start_s * factor, p.end_s * factor) for p in self.phonemes),
-            tuple(Word(w.text, w.start_s * factor, w.end_s * factor) for w in self.words),
-        )
 
 
 @dataclasses.dataclass(frozen=True)

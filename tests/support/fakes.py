@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from services.asr.engine import Segment
+from services.asr.backends.base import Segment
 
 
 class FakeTranscriber:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.asr.backends.speechtokenizer import FULL_SIZE_CONFIG, save_random_speechtokenizer
-from services.tts.soundstorm import SoundStormConfig, save_random_soundstorm
+from services.speechtokenizer import FULL_SIZE_CONFIG, save_random_speechtokenizer
+from services.tts.backends.soundstorm import SoundStormConfig, save_random_soundstorm
 
 TINY_SOUNDSTORM = SoundStormConfig(dim=32, depth=1, heads=2, dim_head=16, conv_kernel_size=5)
 TINY_SPEECHTOKENIZER = dict(

@@ -12,9 +12,9 @@ import pytest
 
 pytest.importorskip("vllm", reason="vLLM is installed only in the .venv-vllm environment")
 
+from services.llm.backends.base import GenerationStats, Sampling
 from services.llm.backends.vllm import VllmGenerator
 from services.llm.engine import SOLAMI, Finished, LlmEngine, Request
-from services.llm.generation import GenerationStats, Sampling
 from services.llm.prompt import Tokens, Turn
 from services.llm.settings import LlmSettings
 from tests.support.tiny_solami import save_tiny_solami
@@ -37,7 +37,7 @@ def loop():
 def engine(tmp_path_factory, loop):
     model_dir = save_tiny_solami(tmp_path_factory.mktemp("tiny-solami"), hidden_size=128)
     settings = dataclasses.replace(
-        LlmSettings(), engine="vllm", model=str(model_dir), context_tokens=2048
+        LlmSettings(), backend="vllm", model=str(model_dir), context_tokens=2048
     )
     llm = LlmEngine(settings, VllmGenerator(settings))
     llm.load()

@@ -1,1 +1,2 @@
-"""ASR backends, one module each; heavy imports stay inside them."""
+"""ASR backends, one module each, implementing the interfaces of ``base``; heavy imports stay
+inside them."""

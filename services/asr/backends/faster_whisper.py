@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from services.asr.engine import Segment, Word
+from services.asr.backends.base import Segment, Word
 from services.asr.models import resolve_whisper_model
 from services.asr.settings import AsrSettings
 from solami.errors import InvalidInput

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from services.asr.engine import Segment, Word
+from services.asr.backends.base import Segment, Word
 from services.asr.settings import AsrSettings
 from solami.errors import EngineUnavailable
 

@@ -1,1 +1,2 @@
-"""Face animation backends, one module each; heavy imports stay inside them."""
+"""Face animation backends, one module each, implementing the interface of ``base``; heavy
+imports stay inside them."""

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from services.face.backends.base import FPS, frame_count
 from services.face.backends.unitalker_model import (
     BLENDSHAPE_HEAD,
     ETF_TO_CHANNEL,
@@ -37,10 +38,10 @@ from services.face.backends.unitalker_model import (
 )
 from services.face.backends.wav2vec import EncoderConfig
 from services.face.channels import CHANNEL_COUNT
-from services.face.engine import FPS, Phoneme, frame_count
 from services.face.settings import FaceSettings
 from solami import audio
 from solami.errors import EngineUnavailable
+from solami.speech import Phoneme
 
 SAMPLE_RATE_HZ = 16_000
 # Shortest input the encoder's convolutions accept (its receptive field), in samples.

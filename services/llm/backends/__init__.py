@@ -1,1 +1,2 @@
-"""LLM engines, one module each; heavy imports stay inside them."""
+"""LLM backends, one module each, implementing the interface of ``base``; heavy imports stay
+inside them."""

@@ -1,4 +1,4 @@
-"""Prompt-side operations on a Hugging Face tokenizer, shared by the engines that load one
+"""Prompt-side operations on a Hugging Face tokenizer, shared by the backends that load one
 (transformers, vLLM)."""
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ new tokens (counted as cached prompt tokens).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from services.llm.generation import GenerationStats, Sampling
+from services.llm.backends.base import GenerationStats, Sampling
 from services.llm.settings import LlmSettings
 from services.llm.vocabulary import SPEECH_OPEN
 from solami.errors import EngineUnavailable
@@ -130,6 +131,4 @@ class LlamaCppGenerator:
 
 
 def _fit(sampling: Sampling, room: int) -> Sampling:
-    from dataclasses import replace
-
-    return replace(sampling, max_new_tokens=max(1, room))
+    return dataclasses.replace(sampling, max_new_tokens=max(1, room))

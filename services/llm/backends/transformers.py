@@ -12,8 +12,8 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
+from services.llm.backends.base import GenerationStats, Sampling
 from services.llm.backends.hf_tokenizer import HfTokenizerPrompts
-from services.llm.generation import GenerationStats, Sampling
 from services.llm.settings import LlmSettings
 from solami.errors import EngineUnavailable
 from solami.streaming import iterate_in_thread

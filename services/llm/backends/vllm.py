@@ -10,8 +10,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 
+from services.llm.backends.base import GenerationStats, Sampling
 from services.llm.backends.hf_tokenizer import HfTokenizerPrompts
-from services.llm.generation import GenerationStats, Sampling
 from services.llm.settings import LlmSettings
 from solami.errors import EngineUnavailable
 

@@ -14,9 +14,10 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from services.tts.speech import Phoneme, Rendered, Word
+from services.tts.backends.base import Rendered, Word
 from services.tts.voices import Voice
 from solami.errors import EngineUnavailable
+from solami.speech import Phoneme
 
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 # espeak_Initialize options: phoneme events, with IPA names.

@@ -20,10 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from services.tts import text as text_rules
+from services.tts.backends.base import Rendered, Word
 from services.tts.effects import shift_pitch
-from services.tts.speech import Phoneme, Rendered, Word
 from services.tts.voices import Voice
 from solami.errors import EngineUnavailable
+from solami.speech import Phoneme
 
 # Fixed output gain (Piper's per-sentence peak normalisation would change the loudness
 # between sentences).

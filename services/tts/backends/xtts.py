@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from services.tts.backends.base import Rendered
 from services.tts.backends.espeak import EspeakBackend
-from services.tts.speech import Rendered
 from services.tts.voices import Voice
 from solami import audio
 from solami.errors import EngineUnavailable, InvalidInput

@@ -11,13 +11,14 @@ output has exactly 320 samples at 16 kHz (20 ms) per unit.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from services.tts.soundstorm import load_soundstorm
+from services.speechtokenizer import load_speechtokenizer
+from services.tts.backends.base import PromptSpeaker
+from services.tts.backends.soundstorm import load_soundstorm
 from services.tts.speech import UNIT_RATE_HZ, VOCODE_RATE_HZ
 from services.tts.voices import Voice
 from solami import audio
@@ -34,12 +35,10 @@ PROMPT_SILENCE = 0.01
 # Longest voice prompt file read, in seconds.
 MAX_PROMPT_FILE_S = 120.0
 
-# Speaks a voice prompt when a character has no prompt file: (voice, character) -> (audio, Hz).
-PromptSpeaker = Callable[[Voice, str], tuple[np.ndarray, int]]
-
 
 class UnitVocoder:
-    """Loads both models, keeps the per-character prompts and renders unit chunks."""
+    """Loads both models, keeps the per-character prompts and renders unit chunks (the
+    ``Vocoder`` of the engine)."""
 
     def __init__(
         self,
@@ -68,8 +67,6 @@ class UnitVocoder:
         self.lock = threading.Lock()
 
     def load(self) -> None:
-        from services.asr.backends.speechtokenizer import load_speechtokenizer
-
         self._soundstorm = load_soundstorm(*self._paths, device=self._device)
         self._tokenizer = load_speechtokenizer(*self._tokenizer_paths, device=self._device)
 

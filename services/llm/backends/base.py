@@ -1,4 +1,5 @@
-"""What engines exchange with their backends: sampling options, statistics, the backend API."""
+"""What llm backends implement and exchange with the engine: the ``TextGenerator`` interface
+(llama.cpp, transformers, vLLM), the sampling options of a generation and its statistics."""
 
 from __future__ import annotations
 
@@ -19,14 +20,6 @@ class Sampling:
     seed: int = 0
     # Generation ends when one of these strings is produced (it is not returned).
     stop: tuple[str, ...] = ()
-
-
-# The original SOLAMI server's sampling for the end-to-end model.
-SOLAMI_SAMPLING = Sampling(
-    temperature=0.6, top_p=0.9, max_new_tokens=600, min_new_tokens=10, stop=("<eos>", "[Human]")
-)
-# The original agent baseline's sampling (Llama-2 chat through vLLM).
-AGENT_SAMPLING = Sampling(temperature=0.6, top_p=0.9, max_new_tokens=150, presence_penalty=1.0)
 
 
 @dataclasses.dataclass
