@@ -13,16 +13,16 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import percentile, repeat, report, timed
-from services.face import npz
 from services.face.backends.unitalker import save_random_unitalker
 from services.face.backends.viseme import LOOKAHEAD_FRAMES
 from services.face.backends.wav2vec import WAVLM_BASE_PLUS
-from services.face.channels import INDEX, MOUTH_CHANNELS, indices
 from services.face.engine import FaceEngine
 from services.face.features import WINDOW_S
 from services.face.server import DEFINITION
 from services.face.settings import FaceSettings
 from solami import audio
+from solami.avatar import face_npz as npz
+from solami.avatar.face import INDEX, MOUTH_CHANNELS, indices
 from solami.client import sync_channel
 from solami.v1 import common_pb2, face_pb2, face_pb2_grpc
 from tests.support.servers import InProcessServer

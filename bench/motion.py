@@ -21,11 +21,11 @@ from bench.common import percentile, repeat, report, timed
 from services.motion import features
 from services.motion.checkpoints import random_tokenizers, save_tokenizers
 from services.motion.engine import MotionEngine
-from services.motion.features import FPS, FRAMES_PER_TOKEN
 from services.motion.library import MotionLibrary
 from services.motion.server import DEFINITION
 from services.motion.settings import MotionSettings
 from services.motion.skeleton import BUILT_IN
+from solami.avatar.rates import FPS, FRAMES_PER_TOKEN
 from solami.client import sync_channel
 from solami.v1 import motion_pb2, motion_pb2_grpc
 from tests.support.servers import InProcessServer

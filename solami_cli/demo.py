@@ -49,9 +49,9 @@ def render_png(motion_npz: Path, face_npz: Path, out: Path) -> None:
     import matplotlib.pyplot as plt
     from scipy.spatial.transform import Rotation
 
-    from services.face.channels import CHANNELS
-    from services.face.npz import read_npz
     from services.motion.skeleton import BUILT_IN, PARENTS
+    from solami.avatar.face import CHANNELS
+    from solami.avatar.face_npz import read_npz
 
     figure = plt.figure(figsize=(12, 7))
     if motion_npz.is_file():

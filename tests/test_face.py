@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from services.face import npz
 from services.face.backends.base import frame_count
-from services.face.channels import CHANNELS, INDEX, MOUTH_CHANNELS, indices, lower_camel, pascal
 from services.face.engine import FaceEngine, Phoneme
 from services.face.settings import FaceSettings
 from solami import audio
+from solami.avatar import face_npz as npz
+from solami.avatar.face import CHANNELS, INDEX, MOUTH_CHANNELS, indices, lower_camel, pascal
 from solami.errors import InvalidInput
 from solami.settings import SettingsError, load_settings
 from tests.support.face_speech import espeak_with_phonemes

@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from services.face import npz
 from services.face.backends.base import frame_count
 from services.face.backends.unitalker import save_random_unitalker
 from services.face.backends.wav2vec import EncoderConfig
-from services.face.channels import CHANNELS, INDEX
 from services.face.engine import FaceEngine
 from services.face.server import DEFINITION
 from services.face.settings import FaceSettings
 from solami import audio
+from solami.avatar import face_npz as npz
+from solami.avatar.face import CHANNELS, INDEX
 from solami.client import sync_channel
 from solami.v1 import common_pb2, face_pb2, face_pb2_grpc
 from tests.support.bad_audio import nan_wav, wav_header

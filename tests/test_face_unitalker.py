@@ -23,10 +23,10 @@ from services.face.backends.wav2vec import (
     EncoderConfig,
     SpeechEncoder,
 )
-from services.face.channels import ARKIT_BLENDSHAPES, CHANNELS, lower_camel
 from services.face.engine import FaceEngine
 from services.face.settings import FaceSettings
 from solami import audio
+from solami.avatar.face import ARKIT_BLENDSHAPES, CHANNELS, lower_camel
 from solami.errors import EngineUnavailable
 from tests.support.speech import ESPEAK_RATE_HZ, espeak
 

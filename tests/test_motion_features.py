@@ -6,16 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from services.motion import features, rotations
+from services.motion import features
 from services.motion.features import Motion
-from services.motion.skeleton import (
-    BUILT_IN,
-    JOINT_INDEX,
-    NUM_JOINTS,
-    PARENTS,
-    facing,
-    load_smplx_skeleton,
-)
+from services.motion.skeleton import BUILT_IN, facing, load_smplx_skeleton
+from solami.avatar import rotations
+from solami.avatar.features import BODY_FEATURE_DIMS, FEATURE_DIMS, TRANSFORM_DIMS
+from solami.avatar.skeleton import JOINT_INDEX, NUM_JOINTS, PARENTS, POSE_DIMS
 from solami.errors import EngineUnavailable
 from tests.support.motion_models import relay_user_and_character, smplx_ai
 
@@ -37,10 +33,10 @@ def test_rotation_conversions_round_trip_including_half_turns():
     back = rotations.axis_angle_to_matrix(rotations.matrix_to_axis_angle(m))
     assert np.abs(back - m).max() < 1e-9
     assert np.abs(rotations.six_d_to_matrix(rotations.matrix_to_6d(m)) - m).max() < 1e-12
-    q = rotations.matrix_to_quaternion(m)
-    assert np.abs(rotations.quaternion_to_matrix(q) - m).max() < 1e-9
+    q = rotations.matrix_to_quat(m)
+    assert np.abs(rotations.quat_to_matrix(q) - m).max() < 1e-9
     half = rotations.slerp(q[:10], q[10:20], np.full(10, 0.5))
-    angles = rotations.geodesic_angle(rotations.quaternion_to_matrix(half), m[:10])
+    angles = rotations.geodesic_angle(rotations.quat_to_matrix(half), m[:10])
     assert np.allclose(angles, rotations.geodesic_angle(m[:10], m[10:20]) / 2, atol=1e-9)
 
 
@@ -80,7 +76,7 @@ def test_smplx_model_file_gives_its_regressed_joints(tmp_path):
 def test_features_and_inverse_round_trip_on_real_motion():
     clip = smplx_ai()
     feats, placement = features.features_of(clip, BUILT_IN)
-    assert feats.shape == (clip.n_frames - 1, features.FEATURE_DIMS)
+    assert feats.shape == (clip.n_frames - 1, FEATURE_DIMS)
     assert np.isfinite(feats).all()
     canonical, _ = features.from_features(feats)
     assert np.allclose(canonical.trans[0, [0, 2]], 0.0)
@@ -93,7 +89,7 @@ def test_features_and_inverse_round_trip_on_real_motion():
 
 def test_features_split_into_body_and_hand_parts():
     feats, _ = features.features_of(smplx_ai(), BUILT_IN)
-    body, hand = feats[:, : features.BODY_FEATURE_DIMS], feats[:, features.BODY_FEATURE_DIMS :]
+    body, hand = feats[:, :BODY_FEATURE_DIMS], feats[:, BODY_FEATURE_DIMS:]
     assert body.shape[1] == 135 and hand.shape[1] == 180
     # Root height of a standing adult and 6D columns of unit length.
     assert 0.8 < body[:, 2].mean() < 1.1
@@ -130,7 +126,7 @@ def test_z_up_conversion_of_a_clip_with_known_up_and_facing():
     zup_orient = rotations.matrix_to_axis_angle(  # Rx(+90 degrees), as the original relay
         np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
     )
-    poses = np.zeros((n, features.POSE_DIMS))
+    poses = np.zeros((n, POSE_DIMS))
     poses[:, :3] = zup_orient
     trans = np.stack([np.zeros(n), -np.linspace(0, 1, n), np.full(n, 0.93)], axis=1)
     zup = Motion(poses, trans)
@@ -153,7 +149,7 @@ def test_relative_transform_of_the_relay_recording():
     # The original relay's Z-up copy: the user and the character face each other 1.3 m apart.
     user, character = (features.convert_up_axis(m) for m in relay_user_and_character())
     relative = features.relative_transform(user, character, BUILT_IN)
-    assert relative.shape == (features.TRANSFORM_DIMS,)
+    assert relative.shape == (TRANSFORM_DIMS,)
     assert relative[0] == pytest.approx(-1.0, abs=0.05)  # turned by about 180 degrees
     distance = np.hypot(relative[2], relative[4])
     assert distance == pytest.approx(1.31, abs=0.05)

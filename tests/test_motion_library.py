@@ -6,11 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from services.motion import features, rotations
-from services.motion.features import FPS
+from services.motion import features
 from services.motion.library import MotionLibrary, load_user_clips
 from services.motion.retrieval import ClipIndex, Fitter
-from services.motion.skeleton import BUILT_IN, JOINT_INDEX, facing
+from services.motion.skeleton import BUILT_IN, facing
+from solami.avatar import rotations
+from solami.avatar.rates import FPS
+from solami.avatar.skeleton import JOINT_INDEX
 from tests.support.motion_models import shared_embedder, smplx_ai
 
 REQUIRED = (

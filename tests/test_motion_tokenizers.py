@@ -25,6 +25,8 @@ from services.motion.skeleton import BUILT_IN
 from services.motion.train import TrainOptions, load_clips, train
 from services.motion.train import main as train_main
 from services.motion.vqvae import BODY, HAND, VQVae
+from solami.avatar.features import FEATURE_DIMS
+from solami.avatar.rates import FPS
 from solami.errors import EngineUnavailable
 from tests.support.motion_models import (
     TINY_BODY,
@@ -96,7 +98,7 @@ def test_decode_gives_four_frames_per_token_and_batches(codec):
     body = rng.integers(0, 512, (3, 10))
     hand = rng.integers(0, 512, (3, 10))
     batch = codec.decode_features(body, hand)
-    assert batch.shape == (3, 40, features.FEATURE_DIMS)
+    assert batch.shape == (3, 40, FEATURE_DIMS)
     for row in range(3):
         single = codec.decode_features(body[row : row + 1], hand[row : row + 1])[0]
         assert np.allclose(batch[row], single, atol=1e-5)
@@ -179,7 +181,7 @@ def test_training_loss_goes_down_and_resumes(tmp_path):
 
 def test_clips_at_other_frame_rates_are_resampled_to_30_fps(tmp_path):
     wave = MotionLibrary.load().clips["wave"].motion
-    fast = features.resample(wave, features.FPS, 120)  # as an AMASS capture would be
+    fast = features.resample(wave, FPS, 120)  # as an AMASS capture would be
     assert fast.n_frames == (wave.n_frames - 1) * 4 + 1
     np.savez(tmp_path / "amass.npz", poses=fast.poses, trans=fast.trans, mocap_frame_rate=120.0)
     np.savez(tmp_path / "native.npz", poses=wave.poses, trans=wave.trans)

@@ -16,8 +16,8 @@ from relay.quest.coords import (
     user_frames_to_smplx,
 )
 from relay.quest.fields import format_rows
-from relay.quest.rotations import axis_angle_to_matrix, matrix_to_quat
-from relay.quest.skeleton import JOINT_NAMES, PARENTS, global_rotations, local_rotations
+from solami.avatar.rotations import axis_angle_to_matrix, matrix_to_quat
+from solami.avatar.skeleton import JOINT_NAMES, PARENTS, global_rotations, local_rotations
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "solami-data"
 needs_data = pytest.mark.skipif(

@@ -9,15 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from relay.quest.face import (
-    FACE_FIELDS,
-    LIVELINK_CHANNELS,
-    NUM_CHANNELS,
-    face_fields,
-    face_npz_weights,
-    load_livelink_csv,
-)
+from relay.quest.face import FACE_FIELDS, face_fields
 from services.face.backends.unitalker_model import ETF_BLENDSHAPES
+from solami.avatar.face import CHANNEL_COUNT
+from solami.avatar.face import CHANNELS as LIVELINK_CHANNELS
+from solami.avatar.face_npz import load_livelink_csv, read_npz
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "solami-data"
 needs_data = pytest.mark.skipif(
@@ -32,7 +28,7 @@ ARKIT = set(ETF_BLENDSHAPES)
 def test_fields_are_the_52_arkit_blendshapes():
     assert len(ARKIT) == 52
     assert len(FACE_FIELDS) == 52 and set(FACE_FIELDS) == ARKIT
-    assert NUM_CHANNELS == len(LIVELINK_CHANNELS) == 61
+    assert CHANNEL_COUNT == len(LIVELINK_CHANNELS) == 61
 
 
 @needs_data
@@ -67,7 +63,7 @@ def test_idle_csv_becomes_fields_in_unit_range():
 @needs_data
 def test_face_npz_channels_are_read_in_order():
     npz = np.load(DATA / "face_data" / "face_ai.npz")
-    weights = face_npz_weights(npz)
+    weights, _ = read_npz(DATA / "face_data" / "face_ai.npz")
     assert weights.shape == (int(npz["n_frames"]), 61)
     np.testing.assert_allclose(weights[:, 17], npz["JawOpen"].astype(np.float32))
     assert len(face_fields(weights)) == int(npz["n_frames"])

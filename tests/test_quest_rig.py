@@ -13,12 +13,12 @@ from scipy.spatial.transform import Rotation
 from relay.quest.clips import load_unity_clip, unity_clip_to_smplx
 from relay.quest.coords import pose_snapshot_to_smplx
 from relay.quest.rig import (
-    CHARACTER_IDS,
     SMPLX_REST_PELVIS_BLENDER_M,
+    UNITY_CHARACTERS,
     Rig,
     read_bmap,
 )
-from relay.quest.skeleton import JOINT_NAMES, PARENTS, rig_order
+from solami.avatar.skeleton import JOINT_NAMES, PARENTS, rig_order
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "solami-data"
 pytestmark = pytest.mark.skipif(
@@ -61,7 +61,7 @@ def rigs() -> dict[str, Rig]:
 
 
 def test_character_ids_are_the_headsets():
-    assert set(CHARACTER_IDS) == set(CHARACTERS)
+    assert set(UNITY_CHARACTERS) == set(CHARACTERS)
 
 
 @pytest.mark.parametrize("char", CHARACTERS)

@@ -9,7 +9,7 @@ Frames (all right-handed unless named Unity):
 
 - Y-up: the model side. SMPL-X ``poses`` (T, 165) axis-angle and ``trans`` (T, 3) pelvis
   position in metres, +Y up, a character at rest faces +Z.
-- Z-up ("Blender"): what the original relay recorded from the headset; ``ZUP_TO_YUP`` maps it
+- Z-up ("Blender"): what the original relay recorded from the headset; ``Z_UP_TO_Y_UP`` maps it
   to Y-up.
 - Unity: left-handed, +Y up. A character's root position and rotations are local to the
   rig's root parent, whose frame is the Y-up frame mirrored in X.

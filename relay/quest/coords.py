@@ -4,8 +4,8 @@
 pelvis world position. The original relay turned them into Z-up ("Blender") SMPL-X: each
 quaternion ``(x, y, z, w)`` read as ``(w, x, -y, -z)`` (X mirrored), the pelvis rotation
 pre-multiplied by a +90 degree turn about X, positions ``(x, y, z) -> (-x, -z, y)``. The model
-side is Y-up, reached with ``ZUP_TO_YUP``: a user facing the headset's +Z (towards the character)
-faces -Z in Y-up, where the character, at rest, faces +Z.
+side is Y-up, reached with ``Z_UP_TO_Y_UP`` (``solami.avatar.skeleton``): a user facing the
+headset's +Z (towards the character) faces -Z in Y-up, where the character, at rest, faces +Z.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from relay.quest.fields import (
     rotation_key,
 )
 from relay.quest.rig import Rig
-from relay.quest.rotations import (
+from solami.avatar.rotations import (
     axis_angle_to_matrix,
     matrix_to_axis_angle,
     matrix_to_quat,
@@ -32,11 +32,14 @@ from relay.quest.rotations import (
     quat_to_matrix,
     rotation_x,
 )
-from relay.quest.skeleton import JOINT_NAMES, NUM_JOINTS, ROOT_JOINT, check_motion
-from services.motion.features import Z_UP_TO_Y_UP
+from solami.avatar.skeleton import (
+    JOINT_NAMES,
+    NUM_JOINTS,
+    ROOT_JOINT,
+    Z_UP_TO_Y_UP,
+    check_motion,
+)
 
-# Z-up ("Blender") SMPL-X world to Y-up: x' = -x, y' = z, z' = y. A half turn, its own inverse.
-ZUP_TO_YUP = Z_UP_TO_Y_UP
 # The user rig's pelvis localRotation (X mirrored) to the Z-up global orientation.
 UNITY_PELVIS_TO_ZUP = rotation_x(90.0)
 
@@ -77,9 +80,9 @@ def user_frames_to_smplx(entries: Sequence[Entry]) -> tuple[np.ndarray, np.ndarr
         raise ValueError(f"userStream {exc}") from exc
     count = len(frames)
     local = quat_to_matrix(mirror_quat_x(quats))
-    local[:, 0] = ZUP_TO_YUP @ UNITY_PELVIS_TO_ZUP @ local[:, 0]
+    local[:, 0] = Z_UP_TO_Y_UP @ UNITY_PELVIS_TO_ZUP @ local[:, 0]
     poses = matrix_to_axis_angle(local).reshape(count, 3 * NUM_JOINTS)
-    trans = unity_to_zup_position(positions) @ ZUP_TO_YUP.T
+    trans = unity_to_zup_position(positions) @ Z_UP_TO_Y_UP.T
     return poses.astype(np.float32), trans.astype(np.float32)
 
 
@@ -92,9 +95,9 @@ def smplx_to_unity_user_frames(poses: np.ndarray, trans: np.ndarray) -> list[dic
     poses, trans = check_motion(poses, trans)
     count = len(poses)
     local = axis_angle_to_matrix(poses.reshape(count, NUM_JOINTS, 3))
-    local[:, 0] = UNITY_PELVIS_TO_ZUP.T @ ZUP_TO_YUP @ local[:, 0]
+    local[:, 0] = UNITY_PELVIS_TO_ZUP.T @ Z_UP_TO_Y_UP @ local[:, 0]
     rotations = format_rows(mirror_quat_x(matrix_to_quat(local)).reshape(-1, 4))
-    positions = format_rows(zup_to_unity_position(trans @ ZUP_TO_YUP.T))
+    positions = format_rows(zup_to_unity_position(trans @ Z_UP_TO_Y_UP.T))
     frames = []
     for index in range(count):
         frame = {_ROOT_KEY: positions[index]}

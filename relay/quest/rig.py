@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from relay.quest.characters import UNITY_CHARACTERS
 from relay.quest.fields import (
     Entry,
     decode_entries,
@@ -33,7 +34,7 @@ from relay.quest.fields import (
     position_key,
     rotation_key,
 )
-from relay.quest.rotations import (
+from solami.avatar.rotations import (
     MIRROR_X,
     axis_angle_to_matrix,
     matrix_to_axis_angle,
@@ -43,7 +44,7 @@ from relay.quest.rotations import (
     quat_to_matrix,
     rotation_x,
 )
-from relay.quest.skeleton import (
+from solami.avatar.skeleton import (
     JOINT_INDEX,
     JOINT_NAMES,
     NUM_JOINTS,
@@ -54,10 +55,6 @@ from relay.quest.skeleton import (
     rig_order,
 )
 
-# Unity character ids the headset writes to the ``char_id`` key.
-CHARACTER_IDS: tuple[str, ...] = (
-    "Vrmgirl", "Kvrc", "Trump", "Bnncat", "Link", "Batman", "Chappie", "Smplx",
-)  # fmt: skip
 SMPLX_CHAR_ID = "Smplx"
 
 # Blender armature space (Z-up, rest characters face -Y) to the shared Y-up frame (face +Z).
@@ -165,9 +162,9 @@ class Rig:
 
         ``Smplx`` needs no directory. An unknown id or missing/malformed files raise ValueError.
         """
-        if char_id not in CHARACTER_IDS:
+        if char_id not in UNITY_CHARACTERS:
             raise ValueError(
-                f"unknown character id {char_id!r}; expected one of {', '.join(CHARACTER_IDS)}"
+                f"unknown character id {char_id!r}; expected one of {', '.join(UNITY_CHARACTERS)}"
             )
         if char_id == SMPLX_CHAR_ID:
             return _smplx_rig()

@@ -9,7 +9,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 
-from services.face.npz import write_npz
+from solami.avatar.face_npz import write_npz
 from solami.v1 import common_pb2, face_pb2, face_pb2_grpc
 from solami_cli.call import CALL_TIMEOUT_S, new_turn
 

@@ -16,9 +16,9 @@ import numpy as np
 
 from services.face.backends.base import BackendStream, FaceBackend
 from services.face.backends.viseme import VisemeBackend
-from services.face.channels import CHANNEL_COUNT
 from services.face.settings import BACKENDS, FaceSettings
 from solami import audio
+from solami.avatar.face import CHANNEL_COUNT
 from solami.engine import Engine
 from solami.errors import InvalidInput
 from solami.speech import Phoneme

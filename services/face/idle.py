@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from services.face.channels import CHANNEL_COUNT, INDEX
+from solami.avatar.face import CHANNEL_COUNT, INDEX
 
 FPS = 30
 # Eyelid closure over the frames of one blink (fast close, slower reopening, about 230 ms).

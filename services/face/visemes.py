@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from services.face.channels import CHANNEL_COUNT, INDEX
+from solami.avatar.face import CHANNEL_COUNT, INDEX
 
 PARAMS = ("open", "round", "spread", "closure", "labiodental", "tongue")
 OPEN, ROUND, SPREAD, CLOSURE, LABIODENTAL, TONGUE = range(len(PARAMS))

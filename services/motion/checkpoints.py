@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from services.motion.features import BODY_FEATURE_DIMS, FEATURE_DIMS, TRANSFORM_DIMS
 from services.motion.vqvae import (
     BODY,
     HAND,
@@ -30,6 +29,7 @@ from services.motion.vqvae import (
     VQVae,
     randomize_codebook,
 )
+from solami.avatar.features import BODY_FEATURE_DIMS, FEATURE_DIMS, TRANSFORM_DIMS
 from solami.errors import EngineUnavailable
 
 BODY_FILE = "body.pth"

@@ -16,8 +16,11 @@ import torch
 
 from services.motion import features
 from services.motion.checkpoints import Tokenizers
-from services.motion.features import BODY_FEATURE_DIMS, FRAMES_PER_TOKEN, Motion
+from services.motion.features import Motion
 from services.motion.skeleton import Skeleton
+from solami.avatar.features import BODY_FEATURE_DIMS
+from solami.avatar.rates import FRAMES_PER_TOKEN
+from solami.avatar.skeleton import POSE_DIMS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,9 +40,7 @@ def pad_to_tokens(feats: np.ndarray) -> np.ndarray:
 
 def rest_character(skeleton: Skeleton) -> Motion:
     """A character in the rest pose standing at the origin, facing +Z."""
-    return Motion(
-        np.zeros((1, features.POSE_DIMS)), np.array([[0.0, skeleton.floor_to_pelvis_m, 0.0]])
-    )
+    return Motion(np.zeros((1, POSE_DIMS)), np.array([[0.0, skeleton.floor_to_pelvis_m, 0.0]]))
 
 
 class MotionCodec:

@@ -16,11 +16,13 @@ import numpy as np
 from services.motion import features
 from services.motion.checkpoints import load_tokenizers
 from services.motion.codec import MotionCodec, StreamDecoder, UserTokens
-from services.motion.features import FPS, POSE_DIMS, TRANS_DIMS, Motion
+from services.motion.features import Motion
 from services.motion.library import MotionLibrary
 from services.motion.retrieval import ClipIndex, Fitter, TextEmbedder
 from services.motion.settings import MotionSettings
 from services.motion.skeleton import BUILT_IN, Skeleton, load_smplx_skeleton
+from solami.avatar.rates import FPS
+from solami.avatar.skeleton import POSE_DIMS, TRANS_DIMS
 from solami.engine import Engine
 from solami.errors import EngineUnavailable, InvalidInput
 

@@ -1,24 +1,12 @@
 """SMPL-X motion <-> the SOLAMI 315-dim per-frame motion feature, and the relative transform.
 
-A clip is ``poses`` (T, 165) axis-angle (global orient, 21 body joints, jaw + eyes, 15 + 15
-hand joints) and ``trans`` (T, 3), the pelvis position in metres, Y up, 30 fps.
+A clip is ``poses`` (T, 165) and ``trans`` (T, 3), Y up, 30 fps (``solami.avatar.skeleton``).
 
 Before the features are taken, a clip is *placed*: turned about Y so that its first frame faces
 +Z (hips + shoulders, from forward kinematics), moved so that its first pelvis position is at
 x = z = 0 and its lowest joint over the clip is at y = 0. Frame t of the feature (T - 1 frames:
-a velocity needs the next frame) holds
-
-====  =====  ===============================================================================
-dims  slice  content
-====  =====  ===============================================================================
-2     0:2    root xz velocity (m/frame) in the heading frame of frame t
-1     2      root height (m)
-6     3:9    global orient, 6D (first two matrix columns)
-126   9:135  21 body joints, 6D, local
-180   135:   30 hand joints (left then right), 6D, local
-====  =====  ===============================================================================
-
-The body tokenizer reads dims 0:135, the hand tokenizer 135:315. ``from_features`` is the exact
+a velocity needs the next frame) is laid out as ``solami.avatar.features`` describes.
+``from_features`` is the exact
 inverse: the trajectory is integrated from the velocities starting at the origin, jaw and eyes
 are zero.
 """
@@ -29,21 +17,11 @@ import dataclasses
 
 import numpy as np
 
-from services.motion import rotations
-from services.motion.skeleton import NUM_JOINTS, Skeleton, facing
-
-FPS = 30
-FRAMES_PER_TOKEN = 4
-POSE_DIMS = 165
-TRANS_DIMS = 3
-FEATURE_DIMS = 315
-BODY_FEATURE_DIMS = 135
-HAND_FEATURE_DIMS = 180
-TRANSFORM_DIMS = 5
-BODY_JOINTS = tuple(range(1, 22))
-HAND_JOINTS = tuple(range(25, 55))
-# Z-up ("Blender") world -> Y-up world; its own inverse.
-Z_UP_TO_Y_UP = np.array([[-1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+from services.motion.skeleton import Skeleton, facing
+from solami.avatar import rotations, skeleton
+from solami.avatar.features import BODY_FEATURE_DIMS
+from solami.avatar.rates import FPS
+from solami.avatar.skeleton import BODY_JOINTS, HAND_JOINTS, NUM_JOINTS, POSE_DIMS, Z_UP_TO_Y_UP
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,9 +64,9 @@ def resample(motion: Motion, rate_hz: float, target_hz: float = FPS) -> Motion:
     frame = np.arange(count) * (rate_hz / target_hz)
     i0 = np.minimum(np.floor(frame).astype(int), n - 1)
     i1 = np.minimum(i0 + 1, n - 1)
-    quats = rotations.matrix_to_quaternion(motion.rotations())
+    quats = rotations.matrix_to_quat(motion.rotations())
     q, trans = blend_frames(quats, motion.trans, i0, i1, frame - i0)
-    return Motion(rotations.quaternion_to_axis_angle(q).reshape(count, POSE_DIMS), trans)
+    return Motion(rotations.quat_to_axis_angle(q).reshape(count, POSE_DIMS), trans)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,11 +80,7 @@ class Placement:
 def convert_up_axis(motion: Motion, matrix: np.ndarray = Z_UP_TO_Y_UP) -> Motion:
     """Re-expresses a clip in another world frame: global orient ``M @ R``, pelvis ``M @ p``
     (with the default matrix: Z-up -> Y-up, and since it is its own inverse, Y-up -> Z-up)."""
-    rot = motion.rotations()
-    orient = rotations.matrix_to_axis_angle(matrix @ rot[:, 0])
-    poses = motion.poses.astype(np.float64, copy=True)
-    poses[:, :3] = orient
-    return Motion(poses, motion.trans.astype(np.float64) @ matrix.T)
+    return Motion(*skeleton.convert_up_axis(motion.poses, motion.trans, matrix))
 
 
 def placement_of(motion: Motion, skeleton: Skeleton) -> Placement:

@@ -20,9 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from services.motion import rotations
-from services.motion.features import FPS, POSE_DIMS, Motion, apply_placement, placement_of
-from services.motion.skeleton import BUILT_IN, JOINT_INDEX, NUM_JOINTS, Skeleton
+from services.motion.features import Motion, apply_placement, placement_of
+from services.motion.skeleton import BUILT_IN, Skeleton
+from solami.avatar import rotations
+from solami.avatar.rates import FPS
+from solami.avatar.skeleton import JOINT_INDEX, NUM_JOINTS, POSE_DIMS
 
 Euler = tuple[float, float, float]
 # Breathing layer: period (s) and amplitudes (degrees) of the spine and collar channels.
@@ -97,7 +99,7 @@ def render(spec: ClipSpec, base: Mapping[str, Euler], skeleton: Skeleton = BUILT
     if len(times) < 2 or np.any(np.diff(times) <= 0) or times[0] != 0.0:
         raise ValueError(f"clip {spec.name}: keys must start at 0 s and increase")
     eulers, roots = _pose_keys(spec, base)
-    keys = rotations.matrix_to_quaternion(rotations.euler_xyz_to_matrix(eulers))
+    keys = rotations.matrix_to_quat(rotations.euler_xyz_to_matrix(eulers))
     n = round(times[-1] * FPS) + (0 if spec.loop else 1)
     t = np.arange(n) / FPS
     segment = np.clip(np.searchsorted(times, t, side="right") - 1, 0, len(times) - 2)
@@ -109,7 +111,7 @@ def render(spec: ClipSpec, base: Mapping[str, Euler], skeleton: Skeleton = BUILT
     breath[:, JOINT_INDEX["spine3"], 0] = -BREATH_SPINE_DEG * wave
     breath[:, JOINT_INDEX["left_collar"], 2] = BREATH_COLLAR_DEG * wave
     breath[:, JOINT_INDEX["right_collar"], 2] = -BREATH_COLLAR_DEG * wave
-    local = rotations.quaternion_to_matrix(quats) @ rotations.euler_xyz_to_matrix(breath)
+    local = rotations.quat_to_matrix(quats) @ rotations.euler_xyz_to_matrix(breath)
     poses = rotations.matrix_to_axis_angle(local)
     trans = offset + np.array([0.0, skeleton.floor_to_pelvis_m, 0.0])
     return Motion(poses.reshape(n, POSE_DIMS), trans)

@@ -21,10 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from services.motion import rotations
-from services.motion.features import FPS, POSE_DIMS, Motion, blend_frames
+from services.motion.features import Motion, blend_frames
 from services.motion.library import LibraryClip, MotionLibrary
-from services.motion.skeleton import NUM_JOINTS
+from solami.avatar import rotations
+from solami.avatar.rates import FPS
+from solami.avatar.skeleton import NUM_JOINTS, POSE_DIMS
 
 EMBEDDING_DIMS = 384
 # Longest text embedded, in word pieces (longer texts are truncated).
@@ -123,7 +124,7 @@ class Fitter:
         self.blend_s = blend_s
         self._idle = library.idle
         self._quats = {
-            name: rotations.matrix_to_quaternion(clip.motion.rotations())
+            name: rotations.matrix_to_quat(clip.motion.rotations())
             for name, clip in library.clips.items()
         }
 
@@ -158,5 +159,5 @@ class Fitter:
             idle_q, idle_trans = self._sample(self._idle, t)
             q = rotations.slerp(idle_q, q, np.repeat(weight[:, None], NUM_JOINTS, 1))
             trans = idle_trans + weight[:, None] * (trans - idle_trans)
-        poses = rotations.quaternion_to_axis_angle(q).reshape(n, POSE_DIMS)
+        poses = rotations.quat_to_axis_angle(q).reshape(n, POSE_DIMS)
         return Motion(poses, trans)

@@ -11,7 +11,9 @@ import numpy as np
 from prometheus_client import Counter
 
 from services.motion.engine import MotionEngine
-from services.motion.features import FPS, POSE_DIMS, Motion
+from services.motion.features import Motion
+from solami.avatar.rates import FPS
+from solami.avatar.skeleton import POSE_DIMS
 from solami.errors import InvalidInput
 from solami.metrics import ServiceMetrics
 from solami.v1 import common_pb2, motion_pb2, motion_pb2_grpc

@@ -1,4 +1,4 @@
-"""The SMPL-X joint hierarchy, a built-in rest skeleton and forward kinematics.
+"""A rest skeleton on the SMPL-X joint tree (``solami.avatar.skeleton``) and forward kinematics.
 
 Joint positions are only needed for the facing direction of a clip (hips + shoulders), its
 floor height (lowest joint), the relative transform between user and character and the MPJPE
@@ -18,25 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from solami.avatar.skeleton import JOINT_INDEX, NUM_JOINTS, PARENTS
 from solami.errors import EngineUnavailable
-
-JOINT_NAMES = (
-    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
-    "left_ankle", "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar",
-    "right_collar", "head", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
-    "left_wrist", "right_wrist", "jaw", "left_eye", "right_eye",
-    *(f"{side}_{finger}{i}" for side in ("left", "right")
-      for finger in ("index", "middle", "pinky", "ring", "thumb") for i in (1, 2, 3)),
-)  # fmt: skip
-NUM_JOINTS = 55
-JOINT_INDEX = {name: i for i, name in enumerate(JOINT_NAMES)}
-
-# Parent of each joint (-1 for the pelvis), SMPL-X kinematic tree.
-PARENTS = (
-    -1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 15, 15, 15,
-    20, 25, 26, 20, 28, 29, 20, 31, 32, 20, 34, 35, 20, 37, 38,
-    21, 40, 41, 21, 43, 44, 21, 46, 47, 21, 49, 50, 21, 52, 53,
-)  # fmt: skip
 
 # Rest positions of the body joints relative to the pelvis, metres; right side = mirrored left.
 _BODY_REST_M = {
@@ -55,7 +38,7 @@ _BODY_REST_M = {
     "left_elbow": (0.440, 0.430, -0.040),
     "left_wrist": (0.690, 0.430, -0.040),
     "jaw": (0.0, 0.570, 0.050),
-    "left_eye": (0.032, 0.665, 0.085),
+    "left_eye_smplhf": (0.032, 0.665, 0.085),
 }
 # Left-hand fingers: first joint relative to the wrist (m), direction, segment lengths (m).
 _FINGERS = {

@@ -38,9 +38,12 @@ from services.motion.checkpoints import (
     save_tokenizers,
 )
 from services.motion.codec import MotionCodec, pad_to_tokens
-from services.motion.features import BODY_FEATURE_DIMS, Motion
-from services.motion.skeleton import BUILT_IN, NUM_JOINTS, Skeleton
+from services.motion.features import Motion
+from services.motion.skeleton import BUILT_IN, Skeleton
 from services.motion.vqvae import BODY, HAND, TRANSFORM, TransformVQ, VQConfig, VQVae
+from solami.avatar.features import BODY_FEATURE_DIMS, FEATURE_DIMS, TRANSFORM_DIMS
+from solami.avatar.rates import FPS, FRAMES_PER_TOKEN
+from solami.avatar.skeleton import NUM_JOINTS, POSE_DIMS
 
 STATE_FILE = "train_state.pt"
 # Smallest standard deviation used to normalise a feature dim (constant dims stay finite).
@@ -94,7 +97,7 @@ def load_clips(data_dir: Path, z_up: bool, min_frames: int) -> list[Motion]:
             poses = np.asarray(data["poses"], dtype=np.float64)
             trans = np.asarray(data["trans"], dtype=np.float64)
             rate_hz = _frame_rate(data)
-        usable = poses.ndim == 2 and poses.shape[1] == features.POSE_DIMS
+        usable = poses.ndim == 2 and poses.shape[1] == POSE_DIMS
         usable = usable and trans.shape == (len(poses), 3) and len(poses) >= 2 and rate_hz > 0
         if usable and np.isfinite(poses).all() and np.isfinite(trans).all():
             motion = features.resample(Motion(poses, trans), rate_hz)
@@ -111,13 +114,13 @@ def _frame_rate(data: np.lib.npyio.NpzFile) -> float:
                 return float(np.asarray(data[key]).reshape(-1)[0])
             except (IndexError, TypeError, ValueError):
                 return 0.0
-    return float(features.FPS)
+    return float(FPS)
 
 
 def placements(clips: list[Motion], count: int, skeleton: Skeleton, seed: int) -> np.ndarray:
     """(count, 5) relative transforms of random user/character placements."""
     rng = np.random.default_rng(seed)
-    out = np.empty((count, features.TRANSFORM_DIMS))
+    out = np.empty((count, TRANSFORM_DIMS))
     for i in range(count):
         pair = []
         for _ in range(2):
@@ -158,7 +161,7 @@ class _Data:
 
     def batch(self, size: int) -> torch.Tensor:
         picks = self.rng.choice(len(self.feats), size=size, p=self.weights)
-        out = np.empty((size, self.window, features.FEATURE_DIMS), dtype=np.float32)
+        out = np.empty((size, self.window, FEATURE_DIMS), dtype=np.float32)
         for row, pick in enumerate(picks):
             start = self.rng.integers(len(self.feats[pick]) - self.window + 1)
             out[row] = self.feats[pick][start : start + self.window]
@@ -181,8 +184,8 @@ def _quantizer_states(models: list) -> list:
 
 def train(options: TrainOptions, skeleton: Skeleton = BUILT_IN) -> TrainResult:
     """Runs (or resumes) training; saves every ``save_every`` steps and at the end."""
-    if options.window_frames % features.FRAMES_PER_TOKEN:
-        raise ValueError(f"window_frames must be a multiple of {features.FRAMES_PER_TOKEN}")
+    if options.window_frames % FRAMES_PER_TOKEN:
+        raise ValueError(f"window_frames must be a multiple of {FRAMES_PER_TOKEN}")
     torch.manual_seed(options.seed)
     clips = load_clips(options.data_dir, options.z_up, options.window_frames + 1)
     if not clips:

@@ -37,9 +37,9 @@ from services.face.backends.unitalker_model import (
     UniTalker,
 )
 from services.face.backends.wav2vec import EncoderConfig
-from services.face.channels import CHANNEL_COUNT
 from services.face.settings import FaceSettings
 from solami import audio
+from solami.avatar.face import CHANNEL_COUNT
 from solami.errors import EngineUnavailable
 from solami.speech import Phoneme
 

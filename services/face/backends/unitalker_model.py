@@ -21,7 +21,7 @@ import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
 from services.face.backends.wav2vec import EncoderConfig, SpeechEncoder
-from services.face.channels import INDEX, pascal
+from solami.avatar.face import INDEX, pascal
 
 SAMPLE_RATE_HZ = 16_000
 BLENDSHAPE_HEAD = "3DETF_blendshape_weight"

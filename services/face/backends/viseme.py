@@ -21,7 +21,6 @@ from collections.abc import Sequence
 import numpy as np
 
 from services.face.backends.base import frame_count
-from services.face.channels import CHANNEL_COUNT
 from services.face.features import FPS, FrameAnalyzer
 from services.face.idle import IdleMotion
 from services.face.settings import FaceSettings
@@ -34,6 +33,7 @@ from services.face.visemes import (
     phoneme_articulation,
     to_blendshapes,
 )
+from solami.avatar.face import CHANNEL_COUNT
 from solami.speech import Phoneme
 
 # Coarticulation kernel over frames i-2 .. i+5, centred 1.5 frames (50 ms) ahead.

@@ -1,4 +1,4 @@
-"""The 61 LiveLinkFace channels, their order, and name conversions.
+"""The character's face: the 61 LiveLinkFace channels, their order, and name conversions.
 
 The order is the column order of a LiveLinkFace CSV export (``Idle.csv``) and of the original
 ``face_ai.npz``: the 52 ARKit blendshapes grouped by face region (eyes, jaw, mouth, brows,
@@ -36,7 +36,9 @@ ROTATIONS: tuple[str, ...] = (
 
 # Every channel of a face frame, in order.
 CHANNELS: tuple[str, ...] = ARKIT_BLENDSHAPES + ROTATIONS
-CHANNEL_COUNT = len(CHANNELS)
+CHANNEL_COUNT = len(CHANNELS)  # 61
+# The ARKit blendshapes lead the channel list.
+BLENDSHAPE_COUNT = len(ARKIT_BLENDSHAPES)  # 52
 # Column of each channel in a frame array.
 INDEX: dict[str, int] = {name: i for i, name in enumerate(CHANNELS)}
 

@@ -1,14 +1,27 @@
-"""The SMPL-X skeleton: joint names and order of the ``poses`` vector, parents, kinematics."""
+"""The SMPL-X skeleton every part shares: joint names and order of the ``poses`` vector, the
+kinematic tree, the world frames, and validation of a clip.
+
+A clip is ``poses`` (T, 165) axis-angle, three numbers per joint in ``JOINT_NAMES`` order
+(global orient, 21 body joints, jaw + two eyes, 15 + 15 hand joints), and ``trans`` (T, 3), the
+pelvis position in metres. The model side is Y-up with a character at rest facing +Z; the
+original relay recorded Z-up ("Blender") data, which ``Z_UP_TO_Y_UP`` converts.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
+from solami.avatar.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+
 NUM_JOINTS = 55
-POSE_DIM = 3 * NUM_JOINTS  # 165: global orient, 21 body, jaw + 2 eyes, 15 + 15 hand joints
+# Axis-angle numbers per frame: 3 per joint.
+POSE_DIMS = 3 * NUM_JOINTS
+# Pelvis position numbers per frame (x, y, z).
+TRANS_DIMS = 3
 ROOT_JOINT = "pelvis"
 
-# Joint order of the ``poses`` vector (index i covers poses[..., 3 * i : 3 * i + 3]).
+# Joint order of the ``poses`` vector (joint i covers poses[..., 3 * i : 3 * i + 3]), with the
+# names of the SMPL-X model files (and of the SOLAMI rig remaps, ``retargetmap/*.bmap``).
 JOINT_NAMES: tuple[str, ...] = (
     "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
     "left_ankle", "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar",
@@ -30,6 +43,12 @@ PARENTS: tuple[int, ...] = (
 )  # fmt: skip
 
 JOINT_INDEX: dict[str, int] = {name: index for index, name in enumerate(JOINT_NAMES)}
+# The 21 body joints after the root, and the 30 hand joints (left then right).
+BODY_JOINTS: tuple[int, ...] = tuple(range(1, 22))
+HAND_JOINTS: tuple[int, ...] = tuple(range(25, 55))
+
+# Z-up ("Blender") world to Y-up: x' = -x, y' = z, z' = y. A half turn, its own inverse.
+Z_UP_TO_Y_UP = np.array([[-1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
 
 
 def rig_order() -> tuple[str, ...]:
@@ -66,13 +85,26 @@ def local_rotations(world: np.ndarray) -> np.ndarray:
 
 
 def check_motion(poses: np.ndarray, trans: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Validates an SMPL-X clip: ``poses`` (T, 165) and ``trans`` (T, 3), finite, same T."""
+    """Validates an SMPL-X clip: ``poses`` (T, 165) and ``trans`` (T, 3), finite, same T.
+    Returns both as float64; ValueError names what is wrong."""
     poses = np.asarray(poses, dtype=np.float64)
     trans = np.asarray(trans, dtype=np.float64)
-    if poses.ndim != 2 or poses.shape[1] != POSE_DIM:
-        raise ValueError(f"poses must have shape (T, {POSE_DIM}), got {poses.shape}")
-    if trans.shape != (len(poses), 3):
-        raise ValueError(f"trans must have shape ({len(poses)}, 3), got {trans.shape}")
+    if poses.ndim != 2 or poses.shape[1] != POSE_DIMS:
+        raise ValueError(f"poses must have shape (T, {POSE_DIMS}), got {poses.shape}")
+    if trans.shape != (len(poses), TRANS_DIMS):
+        raise ValueError(f"trans must have shape ({len(poses)}, {TRANS_DIMS}), got {trans.shape}")
     if not (np.isfinite(poses).all() and np.isfinite(trans).all()):
         raise ValueError("poses and trans must be finite")
     return poses, trans
+
+
+def convert_up_axis(
+    poses: np.ndarray, trans: np.ndarray, matrix: np.ndarray = Z_UP_TO_Y_UP
+) -> tuple[np.ndarray, np.ndarray]:
+    """Re-expresses a clip in another world frame: global orient ``M @ R``, pelvis ``M @ p``
+    (with the default matrix: Z-up -> Y-up, and since it is its own inverse, Y-up -> Z-up).
+    Returns float64 ``(poses, trans)``."""
+    poses = np.asarray(poses, dtype=np.float64).copy()
+    orient = axis_angle_to_matrix(poses[:, :3])
+    poses[:, :3] = matrix_to_axis_angle(matrix @ orient)
+    return poses, np.asarray(trans, dtype=np.float64) @ matrix.T

@@ -1,4 +1,5 @@
-"""Whole-clip face animation in the original ``face_ai.npz`` layout.
+"""Whole-clip face animation files: the original ``face_ai.npz`` layout, and LiveLinkFace CSV
+recordings (``Idle.csv``).
 
 The file is a compressed npz holding, for ``n`` frames at 30 fps:
 - ``Timecode``: ``<U11`` strings ``HH:MM:SS:FF`` where ``FF`` counts 60 Hz fields, so 30 fps
@@ -10,16 +11,16 @@ The file is a compressed npz holding, for ``n`` frames at 30 fps:
 
 from __future__ import annotations
 
+import csv
 import io
 from pathlib import Path
 
 import numpy as np
 
-from services.face.channels import CHANNEL_COUNT, CHANNELS
+from solami.avatar.face import CHANNEL_COUNT, CHANNELS
+from solami.avatar.rates import FPS
 from solami.errors import InvalidInput
 
-# Frames per second of face animation.
-FPS = 30
 # LiveLinkFace time codes count fields at this rate (two per 30 fps frame).
 TIMECODE_RATE_HZ = 60
 # Keys of the npz that are not channels.
@@ -81,3 +82,32 @@ def read_npz(source: Path | bytes) -> tuple[np.ndarray, np.ndarray]:
     if frames.shape[0] != n or codes.shape[0] != n:
         raise InvalidInput(f"face npz says n_frames={n} but holds {frames.shape[0]} frames")
     return frames, codes
+
+
+def load_livelink_csv(path: Path) -> np.ndarray:
+    """A LiveLinkFace CSV recording as ``(T, 61)`` float32 weights in ``CHANNELS`` order.
+
+    Rows are taken as consecutive frames at ``FPS``; a missing channel or a malformed value
+    raises ValueError.
+    """
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = list(csv.reader(handle))
+    except OSError as exc:
+        raise ValueError(f"cannot read face clip {path}: {exc}") from exc
+    if not rows:
+        raise ValueError(f"face clip {path} is empty")
+    header = [name.strip() for name in rows[0]]
+    missing = [name for name in CHANNELS if name not in header]
+    if missing:
+        raise ValueError(f"face clip {path} lacks channels {', '.join(missing)}")
+    columns = [header.index(name) for name in CHANNELS]
+    weights = np.empty((len(rows) - 1, CHANNEL_COUNT), dtype=np.float32)
+    for line, row in enumerate(rows[1:], start=2):
+        try:
+            weights[line - 2] = [float(row[column]) for column in columns]
+        except (IndexError, ValueError) as exc:
+            raise ValueError(f"face clip {path}, line {line}: {exc}") from exc
+    if not np.isfinite(weights).all():
+        raise ValueError(f"face clip {path} holds non-finite values")
+    return weights
