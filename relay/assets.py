@@ -14,14 +14,17 @@ import logging
 import numpy as np
 
 from relay.clients import ServiceClients
-from relay.turn import TurnError, animate, synthesize, text_to_motion
+from relay.clients.tts import Speech, whole
+from relay.errors import TurnError
+from relay.turns.base import animate, text_to_motion
 from solami import audio
+from solami.avatar.face import CHANNEL_COUNT
+from solami.avatar.skeleton import POSE_DIMS
 from solami.logs import log_event
 from solami.v1 import common_pb2
 
 log = logging.getLogger(__name__)
 
-FPS = 30
 IDLE_S = 4.0
 IDLE_PHRASE = "idle breathing"
 # Seconds between attempts to fetch an asset that failed.
@@ -33,6 +36,8 @@ APOLOGIES = {
 _TONE_RATE_HZ = 16_000
 # Longest wait for an apology not spoken yet (after that the chime plays).
 APOLOGY_DEADLINE_S = 3.0
+# The services see the relay's own requests under this session id.
+RELAY_SESSION_ID = "relay"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,7 +54,9 @@ STANDING_PELVIS_M = 0.95
 def rest_idle() -> Idle:
     """A still rest pose, standing, with a neutral face."""
     trans = np.array([[0.0, STANDING_PELVIS_M, 0.0]], np.float32)
-    return Idle(np.zeros((1, 165), np.float32), trans, np.zeros((1, 61), np.float32))
+    return Idle(
+        np.zeros((1, POSE_DIMS), np.float32), trans, np.zeros((1, CHANNEL_COUNT), np.float32)
+    )
 
 
 def _tone() -> bytes:
@@ -65,9 +72,8 @@ def _tone() -> bytes:
 class Assets:
     """Cached idle animation and apology audio, fetched from the services."""
 
-    def __init__(self, clients: ServiceClients, settings, character: str = "Samantha") -> None:
+    def __init__(self, clients: ServiceClients, character: str = "Samantha") -> None:
         self._clients = clients
-        self._settings = settings
         self._character = character
         self._idle: Idle | None = None
         self._idle_retry_at = 0.0
@@ -89,19 +95,15 @@ class Assets:
         return self._idle or rest_idle()
 
     async def _fetch_idle(self) -> Idle | None:
-        turn = common_pb2.TurnContext(session_id="relay", turn_id="idle")
-        body = await text_to_motion(
-            self._clients, turn, IDLE_PHRASE, IDLE_S, self._settings.motion_deadline_s
-        )
+        turn = common_pb2.TurnContext(session_id=RELAY_SESSION_ID, turn_id="idle")
+        body = await text_to_motion(self._clients, turn, IDLE_PHRASE, IDLE_S)
         if body is None:
             log_event(log, "idle motion unavailable; using the rest pose", logging.WARNING)
             return None
-        silence = np.zeros(int(IDLE_S * _TONE_RATE_HZ), np.float32)
-        face = await animate(
-            self._clients, turn, silence, _TONE_RATE_HZ, [], self._settings.face_deadline_s
-        )
+        silence = Speech(np.zeros(int(IDLE_S * _TONE_RATE_HZ), np.float32), _TONE_RATE_HZ)
+        face = await animate(self._clients, turn, silence)
         if face is None or not len(face):
-            face = np.zeros((len(body.poses), 61), np.float32)
+            face = np.zeros((len(body.poses), CHANNEL_COUNT), np.float32)
         return Idle(body.poses, body.trans, face)
 
     async def prepare(self) -> None:
@@ -111,7 +113,7 @@ class Assets:
         while True:
             for key, text in APOLOGIES.items():
                 if key not in self._apologies:
-                    wav = await self._speak(text, self._settings.tts_deadline_s)
+                    wav = await self._speak(text)
                     if wav is not None:
                         self._apologies[key] = wav
             if len(self._apologies) == len(APOLOGIES):
@@ -121,19 +123,18 @@ class Assets:
     async def apology(self, stage: str) -> bytes:
         key = "input" if stage == "input" else "default"
         if key not in self._apologies:
-            deadline_s = min(self._settings.tts_deadline_s, APOLOGY_DEADLINE_S)
-            wav = await self._speak(APOLOGIES[key], deadline_s)
+            wav = await self._speak(APOLOGIES[key], APOLOGY_DEADLINE_S)
             if wav is None:
                 return _tone()
             self._apologies[key] = wav
         return self._apologies[key]
 
-    async def _speak(self, text: str, deadline_s: float) -> bytes | None:
-        turn = common_pb2.TurnContext(session_id="relay", turn_id="apology")
+    async def _speak(self, text: str, deadline_s: float | None = None) -> bytes | None:
+        turn = common_pb2.TurnContext(session_id=RELAY_SESSION_ID, turn_id="apology")
+        chunks = self._clients.tts.synthesize(turn, self._character, text)
         try:
-            samples, rate, _ = await synthesize(
-                self._clients, turn, self._character, text, deadline_s
-            )
-        except TurnError:
+            async with asyncio.timeout(deadline_s):
+                speech = await whole(chunks)
+        except (TurnError, TimeoutError):
             return None
-        return audio.encode_wav(samples, rate)
+        return audio.encode_wav(speech.samples, speech.rate_hz)

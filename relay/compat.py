@@ -14,19 +14,19 @@ import numpy as np
 from fastapi import FastAPI, File, Form, HTTPException, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
 
-from relay.sessions import UNITY_CHARACTERS
+from relay.clients.motion import BodyMotion, SmplxClip
+from relay.errors import TurnError
+from relay.quest.characters import UNITY_CHARACTERS
 from relay.settings import METHODS
-from relay.turn import AgentTurn, BodyMotion, Clip, TurnError
-from relay.turn_solami import SolamiTurn
-from services.motion import features
+from relay.turns import Clip, TurnInput, turn_for
+from relay.turns.base import new_turn_id
 from solami import audio
+from solami.avatar.skeleton import POSE_DIMS, TRANS_DIMS, convert_up_axis
 
 if TYPE_CHECKING:
     from relay.server import Relay
 
 MODEL_CHARACTERS = set(UNITY_CHARACTERS.values())
-# SMPL-X (poses (T,165), trans (T,3)).
-SmplxClip = tuple[np.ndarray, np.ndarray]
 # Arrays of the original /interact/ motion npz.
 MOTION_KEYS = ("poses", "trans", "poses_ai", "trans_ai")
 _FILE_NAME = re.compile(r"^[0-9a-f]{32}\.(wav|npz)$")
@@ -90,14 +90,9 @@ def create_app(relay: Relay) -> FastAPI:
         if session is None:
             raise HTTPException(404, f"no session {session_id!r}")
         user, character = _read_motion(await motion.read()) if motion is not None else (None, None)
-        turn_id = uuid.uuid4().hex[:12]
         wav = await audio_file.read()
-        if session.method == "solami":
-            turn = SolamiTurn(relay.clients, relay.settings, session, turn_id)
-            replies = turn.run(wav, user, character)
-        else:
-            turn = AgentTurn(relay.clients, relay.settings, session, turn_id)
-            replies = turn.run(wav)
+        turn = turn_for(session.method, relay.clients)
+        replies = turn.run(TurnInput(session, new_turn_id(), wav, user, character))
         clips: list[Clip] = []
         body: BodyMotion | None = None
         try:
@@ -109,15 +104,15 @@ def create_app(relay: Relay) -> FastAPI:
         except TurnError as exc:
             status = 422 if exc.stage == "input" else 503
             raise HTTPException(status, f"{exc.stage} failed: {exc.reason}") from None
-        if clips or turn.log.user_text:
-            session.add(*turn.history(clips))
+        if messages := turn.history(clips, finished=True):
+            session.add(*messages)
             await relay.store.save(session)
         name = uuid.uuid4().hex
         rate = clips[0].rate_hz if clips else 16_000
         samples = np.concatenate([c.samples for c in clips]) if clips else np.zeros(rate // 10)
         (files_dir / f"{name}.wav").write_bytes(audio.encode_wav(samples, rate))
-        poses = body.poses if body is not None else np.zeros((1, 165), np.float32)
-        trans = body.trans if body is not None else np.zeros((1, 3), np.float32)
+        poses = body.poses if body is not None else np.zeros((1, POSE_DIMS), np.float32)
+        trans = body.trans if body is not None else np.zeros((1, TRANS_DIMS), np.float32)
         np.savez(files_dir / f"{name}.npz", poses=poses, trans=trans)
         return {
             "motion_url": f"/files/{name}.npz",
@@ -149,8 +144,8 @@ def _read_motion(data: bytes) -> tuple[SmplxClip, SmplxClip]:
     for poses, trans in (("poses", "trans"), ("poses_ai", "trans_ai")):
         if (
             arrays[poses].ndim != 2
-            or arrays[poses].shape[1:] != (165,)
-            or arrays[trans].shape != (len(arrays[poses]), 3)
+            or arrays[poses].shape[1:] != (POSE_DIMS,)
+            or arrays[trans].shape != (len(arrays[poses]), TRANS_DIMS)
             or not len(arrays[poses])
         ):
             raise HTTPException(
@@ -158,6 +153,6 @@ def _read_motion(data: bytes) -> tuple[SmplxClip, SmplxClip]:
             )
         if not (np.isfinite(arrays[poses]).all() and np.isfinite(arrays[trans]).all()):
             raise HTTPException(422, f"motion {poses}/{trans} hold NaN or infinite values")
-    user = features.convert_up_axis(features.Motion(arrays["poses"], arrays["trans"]))
-    ai = features.convert_up_axis(features.Motion(arrays["poses_ai"], arrays["trans_ai"]))
-    return (user.poses, user.trans), (ai.poses[-1:], ai.trans[-1:])
+    user = convert_up_axis(arrays["poses"], arrays["trans"])
+    ai_poses, ai_trans = convert_up_axis(arrays["poses_ai"], arrays["trans_ai"])
+    return user, (ai_poses[-1:], ai_trans[-1:])

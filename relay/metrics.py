@@ -6,6 +6,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 TURN_BUCKETS_S = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 STAGES = ("asr", "llm_first_sentence", "tts_first_audio", "face", "motion", "first_reply")
+# Service calls last from milliseconds (face, asr) to a whole reply (llm, tts streams).
+CALL_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
 class RelayMetrics:
@@ -52,5 +54,24 @@ class RelayMetrics:
         self.frames_total = Counter(
             "solami_relay_frames_total", "aiStream frames published.", registry=r
         )
+        self.service_call_seconds = Histogram(
+            "solami_relay_service_call_seconds",
+            "Duration of the relay's calls to the services, by service and RPC.",
+            ("service", "rpc"),
+            buckets=CALL_BUCKETS_S,
+            registry=r,
+        )
+        self.service_calls_total = Counter(
+            "solami_relay_service_calls_total",
+            "The relay's calls to the services, by service, RPC and gRPC status code.",
+            ("service", "rpc", "code"),
+            registry=r,
+        )
         for stage in STAGES:
             self.turn_stage_seconds.labels(stage)
+
+    def observe_call(self, service: str, rpc: str, code: str, seconds: float) -> None:
+        """Counts one finished service call (``code``: a gRPC status name, or CANCELLED when
+        the relay dropped it)."""
+        self.service_call_seconds.labels(service, rpc).observe(seconds)
+        self.service_calls_total.labels(service, rpc, code).inc()

@@ -6,9 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
-from relay.turn import FACE_CHANNELS, FPS, BodyMotion, Clip
-from services.face.npz import write_npz
+from relay.clients.motion import BodyMotion
+from relay.turns import Clip
 from solami import audio
+from solami.avatar.face import CHANNEL_COUNT
+from solami.avatar.face_npz import write_npz
+from solami.avatar.rates import FPS
 
 
 def record_turn(folder: Path, clips: list[Clip], body: BodyMotion | None) -> None:
@@ -21,8 +24,8 @@ def record_turn(folder: Path, clips: list[Clip], body: BodyMotion | None) -> Non
     faces = []
     for clip in clips:
         frames = round(clip.duration_s * FPS)
-        face = clip.face if clip.face is not None else np.zeros((0, FACE_CHANNELS), np.float32)
-        padded = np.zeros((frames, FACE_CHANNELS), np.float32)
+        face = clip.face if clip.face is not None else np.zeros((0, CHANNEL_COUNT), np.float32)
+        padded = np.zeros((frames, CHANNEL_COUNT), np.float32)
         padded[: min(frames, len(face))] = face[:frames]
         faces.append(padded)
     write_npz(folder / "face.npz", np.concatenate(faces))

@@ -60,14 +60,14 @@ class Relay:
     def __init__(self, settings: RelaySettings, url: str) -> None:
         self.settings = settings
         self.metrics = RelayMetrics()
-        self.clients = ServiceClients.connect()
+        self.clients = ServiceClients.connect(settings, self.metrics)
         base = redis_client(url)
         default_db = base.connection_pool.connection_kwargs.get("db", 0)
         self._redis = [base]
         sessions_redis = redis_client(url, settings.session_db)
         self._redis.append(sessions_redis)
         self.store = SessionStore(sessions_redis, settings.session_idle_s)
-        self.assets = Assets(self.clients, settings)
+        self.assets = Assets(self.clients)
         self.links: list[HeadsetLink] = []
         for config in settings.headset_configs(default_db):
             client = redis_client(url, config.redis_db)

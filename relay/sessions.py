@@ -13,18 +13,8 @@ import uuid
 
 import redis.asyncio as aioredis
 
-# Unity character ids -> the characters the models know.
-UNITY_CHARACTERS = {
-    "Vrmgirl": "Samantha",
-    "Kvrc": "11-45-G",
-    "Chappie": "11-45-G",
-    "Trump": "Trump",
-    "Bnncat": "Banaya",
-    "Link": "Link",
-    "Batman": "Batman",
-    "Smplx": "User",
-}
-DEFAULT_CHAR_ID = "Vrmgirl"
+from relay.quest.characters import character_for
+
 # Messages kept in a session (older ones are never sent to a model anyway).
 MAX_HISTORY_MESSAGES = 40
 _KEY = "solami:session:{}"
@@ -65,14 +55,6 @@ class Session:
         self.history.extend(messages)
         del self.history[:-MAX_HISTORY_MESSAGES]
         self.turns += 1
-
-
-def character_for(char_id: str) -> str:
-    """The model character of a Unity char_id (ValueError when unknown)."""
-    if char_id not in UNITY_CHARACTERS:
-        known = ", ".join(UNITY_CHARACTERS)
-        raise ValueError(f"unknown char_id {char_id!r}; known: {known}")
-    return UNITY_CHARACTERS[char_id]
 
 
 class SessionStore:

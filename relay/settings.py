@@ -27,6 +27,10 @@ class HeadsetConfig:
     # Prefix of its keys inside that database ("" = plain keys, as the client expects).
     key_prefix: str = ""
 
+    def key(self, name: str) -> str:
+        """The Redis key of protocol key ``name`` for this headset."""
+        return f"{self.key_prefix}{name}"
+
 
 @dataclasses.dataclass(frozen=True)
 class RelaySettings:

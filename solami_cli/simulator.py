@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from relay.headset import LAST_TURN_KEY
+from relay.quest.keys import LAST_TURN as LAST_TURN_KEY
 from solami import audio
 from solami.registry import redis_url
 

@@ -9,7 +9,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from relay.animation import Animator, blend_poses
-from relay.sessions import Message, SessionStore, character_for
+from relay.quest.characters import character_for
+from relay.sessions import Message, SessionStore
 from relay.settings import RelaySettings, load_relay_settings
 from solami.settings import SettingsError, load_settings
 
