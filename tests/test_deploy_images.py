@@ -30,7 +30,13 @@ from tests.support.servers import InProcessServer
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKER = ROOT / "deploy" / "docker"
-DOCKERFILES = {"cpu": DOCKER / "Dockerfile.cpu", "gpu": DOCKER / "Dockerfile.gpu"}
+DOCKERFILES = {
+    "cpu": DOCKER / "Dockerfile.cpu",
+    "gpu": DOCKER / "Dockerfile.gpu",
+    "relay": DOCKER / "Dockerfile.relay",
+}
+# The images that run the services (the relay image runs only the relay).
+SERVICE_IMAGES = ("cpu", "gpu")
 HEALTHCHECK = DOCKER / "healthcheck.py"
 # Files that hold model weights or data sets: never copied into an image.
 WEIGHT_FILE = re.compile(r"\.(pt|pth|bin|safetensors|gguf|onnx|ckpt|npz|tar|zip)$|(^|/)models?/")
@@ -215,11 +221,12 @@ def test_runtime_runs_as_a_non_root_user_with_a_health_check(flavor):
 
 
 @pytest.mark.parametrize("flavor", DOCKERFILES)
-def test_runtime_exposes_every_port_of_the_stack(flavor):
+def test_runtime_exposes_every_port_it_serves(flavor):
     (exposed,) = _stage(flavor, "runtime").values("EXPOSE")
     expected = {RELAY.port, RELAY.metrics_port, RelaySettings().http_port}
-    for info in SERVICES.values():
-        expected |= {info.port, info.metrics_port}
+    if flavor in SERVICE_IMAGES:
+        for info in SERVICES.values():
+            expected |= {info.port, info.metrics_port}
     assert {int(p) for p in exposed.split()} == expected
 
 
@@ -235,8 +242,9 @@ def test_no_weights_are_copied_or_downloaded(flavor):
         run = _run_text(stage)
         for fetcher in FETCHERS:
             assert fetcher not in run, f"{stage.name} runs {fetcher.strip()}"
-    env = " ".join(_stage(flavor, "runtime").values("ENV"))
-    assert "HF_HUB_OFFLINE=1" in env and "TRANSFORMERS_OFFLINE=1" in env
+    if flavor in SERVICE_IMAGES:
+        env = " ".join(_stage(flavor, "runtime").values("ENV"))
+        assert "HF_HUB_OFFLINE=1" in env and "TRANSFORMERS_OFFLINE=1" in env
 
 
 @pytest.mark.parametrize("flavor", DOCKERFILES)
@@ -273,6 +281,20 @@ def test_cpu_image_installs_what_the_project_pins():
     tools = _pin(project["project"]["optional-dependencies"]["dev"], "grpcio-tools")
     assert tools in _run_text(_stage("cpu", "protos"))
     assert "-DGGML_NATIVE=OFF" in " ".join(_stage("cpu", "build").values("ENV"))
+
+
+def test_relay_image_holds_the_relay_and_no_torch():
+    build = _stage("relay", "build")
+    (installed,) = re.findall(r'-e "\.\[([a-z,]+)\]"', _run_text(build))
+    assert installed == "relay"
+    assert "torch" not in _run_text(build)
+    sources = {source for _, copied, _ in _copies(build) for source in copied}
+    assert {"solami/", "solami_cli/", "relay/"} <= sources
+    assert not any(source.startswith("services") for source in sources)
+    relay_extra = " ".join(_project()["project"]["optional-dependencies"]["relay"])
+    assert "torch" not in relay_extra
+    (command,) = _stage("relay", "runtime").values("CMD")
+    assert command == '["serve", "relay"]'
 
 
 def test_gpu_image_has_cuda_vllm_and_the_gpu_backends():
