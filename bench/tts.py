@@ -18,7 +18,7 @@ from services.tts.backends.soundstorm import SoundStormConfig, save_random_sound
 from services.tts.engine import TtsEngine
 from services.tts.server import DEFINITION
 from services.tts.settings import TtsSettings
-from services.tts.speech import UNIT_RATE_HZ
+from solami.avatar.rates import UNIT_RATE_HZ
 from solami.client import sync_channel
 from solami.v1 import tts_pb2_grpc
 from tests.support.servers import InProcessServer

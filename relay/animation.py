@@ -11,9 +11,8 @@ import dataclasses
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-FPS = 30
-JOINTS = 55
-FACE_CHANNELS = 61
+from solami.avatar.rates import FPS
+from solami.avatar.skeleton import NUM_JOINTS
 
 
 def _ramp(x: float, width: float) -> float:
@@ -28,8 +27,8 @@ def blend_poses(a: np.ndarray, b: np.ndarray, weight: float) -> np.ndarray:
         return a
     if weight >= 1.0:
         return b
-    ra = Rotation.from_rotvec(a.reshape(JOINTS, 3))
-    rb = Rotation.from_rotvec(b.reshape(JOINTS, 3))
+    ra = Rotation.from_rotvec(a.reshape(NUM_JOINTS, 3))
+    rb = Rotation.from_rotvec(b.reshape(NUM_JOINTS, 3))
     delta = (ra.inv() * rb).as_rotvec() * weight
     return (ra * Rotation.from_rotvec(delta)).as_rotvec().reshape(-1).astype(np.float32)
 

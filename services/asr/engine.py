@@ -24,8 +24,6 @@ from solami import audio
 from solami.engine import Engine
 from solami.errors import EngineUnavailable
 
-# SpeechTokenizer unit frames per second at 16 kHz (hop of 320 samples).
-UNIT_RATE_HZ = 50
 # Residual-VQ layers SpeechTokenizer has.
 MAX_UNIT_LAYERS = 8
 # Length of the synthetic warm-up clip, in seconds.

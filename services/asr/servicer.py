@@ -9,8 +9,9 @@ from collections.abc import AsyncIterator
 import grpc
 from prometheus_client import Counter, Histogram
 
-from services.asr.engine import UNIT_RATE_HZ, AsrEngine, Transcript, elapsed_ms
+from services.asr.engine import AsrEngine, Transcript, elapsed_ms
 from solami.audio_stream import AudioCollector
+from solami.avatar.rates import UNIT_RATE_HZ
 from solami.errors import InvalidInput
 from solami.metrics import ServiceMetrics
 from solami.v1 import asr_pb2, asr_pb2_grpc, common_pb2

@@ -11,7 +11,8 @@ import dataclasses
 
 import numpy as np
 
-FPS = 30
+from solami.avatar.rates import FPS
+
 # Analysis window length, in seconds (covers 2-4 pitch periods of adult speech).
 WINDOW_S = 0.05
 # Power floor added before taking logarithms (about -100 dBFS).

@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from solami.avatar.face import CHANNEL_COUNT, INDEX
+from solami.avatar.rates import FPS
 
-FPS = 30
 # Eyelid closure over the frames of one blink (fast close, slower reopening, about 230 ms).
 BLINK_PROFILE = np.array([0.35, 0.85, 1.0, 0.8, 0.5, 0.25, 0.08], dtype=np.float32)
 # Shortest gap between blinks and the mean extra gap, in frames (adults blink every 2-6 s).

@@ -10,10 +10,10 @@ import grpc
 import numpy as np
 from prometheus_client import Counter, Histogram
 
-from services.face.backends.base import FPS
 from services.face.engine import FaceEngine, FaceStream
 from solami import audio
 from solami.avatar.face import CHANNELS
+from solami.avatar.rates import FPS
 from solami.errors import InvalidInput
 from solami.metrics import ServiceMetrics
 from solami.speech import Phoneme

@@ -30,7 +30,6 @@ from services.tts.effects import apply_effect
 from services.tts.outlet import AudioOut
 from services.tts.settings import TtsSettings
 from services.tts.speech import (
-    UNIT_RATE_HZ,
     VOCODE_RATE_HZ,
     Header,
     SpeechEvent,
@@ -39,6 +38,7 @@ from services.tts.speech import (
 )
 from services.tts.voices import VOICES, Voice, resolve
 from solami.audio import MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ
+from solami.avatar.rates import UNIT_RATE_HZ
 from solami.engine import Engine
 from solami.errors import EngineUnavailable, InvalidInput
 

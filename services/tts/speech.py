@@ -13,8 +13,6 @@ import numpy as np
 from services.tts.backends.base import Rendered, Word
 from solami.speech import Phoneme
 
-# SpeechTokenizer units per second of speech (the SOLAMI speech tokens).
-UNIT_RATE_HZ = 50
 # Sample rate of SpeechTokenizer's decoder, the native rate of Vocode.
 VOCODE_RATE_HZ = 16_000
 

@@ -11,9 +11,8 @@ from typing import Protocol
 
 import numpy as np
 
+from solami.avatar.rates import FPS
 from solami.speech import Phoneme
-
-FPS = 30
 
 
 def frame_count(n_samples: int, rate_hz: int) -> int:

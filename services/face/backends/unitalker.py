@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from services.face.backends.base import FPS, frame_count
+from services.face.backends.base import frame_count
 from services.face.backends.unitalker_model import (
     BLENDSHAPE_HEAD,
     ETF_TO_CHANNEL,
@@ -40,6 +40,7 @@ from services.face.backends.wav2vec import EncoderConfig
 from services.face.settings import FaceSettings
 from solami import audio
 from solami.avatar.face import CHANNEL_COUNT
+from solami.avatar.rates import FPS
 from solami.errors import EngineUnavailable
 from solami.speech import Phoneme
 

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from services.face.backends.base import frame_count
-from services.face.features import FPS, FrameAnalyzer
+from services.face.features import FrameAnalyzer
 from services.face.idle import IdleMotion
 from services.face.settings import FaceSettings
 from services.face.visemes import (
@@ -34,6 +34,7 @@ from services.face.visemes import (
     to_blendshapes,
 )
 from solami.avatar.face import CHANNEL_COUNT
+from solami.avatar.rates import FPS
 from solami.speech import Phoneme
 
 # Coarticulation kernel over frames i-2 .. i+5, centred 1.5 frames (50 ms) ahead.

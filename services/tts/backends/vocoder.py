@@ -19,9 +19,10 @@ import torch
 from services.speechtokenizer import load_speechtokenizer
 from services.tts.backends.base import PromptSpeaker
 from services.tts.backends.soundstorm import load_soundstorm
-from services.tts.speech import UNIT_RATE_HZ, VOCODE_RATE_HZ
+from services.tts.speech import VOCODE_RATE_HZ
 from services.tts.voices import Voice
 from solami import audio
+from solami.avatar.rates import UNIT_RATE_HZ
 from solami.errors import EngineUnavailable, InvalidInput
 
 SAMPLE_RATE_HZ = VOCODE_RATE_HZ
