@@ -15,7 +15,6 @@ from bench.common import report
 from services.llm.backends.base import GenerationStats
 from services.llm.engine import (
     AGENT_SAMPLING,
-    LLM_SPEECH,
     Finished,
     LlmEngine,
     Request,
@@ -24,6 +23,7 @@ from services.llm.engine import (
 from services.llm.parsing import parse_solami
 from services.llm.prompt import Tokens, Turn, build_solami_prompt
 from services.llm.settings import LlmSettings
+from solami.methods import LLM_SPEECH
 from tests.support.tiny_solami import save_tiny_solami
 
 RUNS = 5

@@ -17,11 +17,11 @@ from fastapi.responses import FileResponse, JSONResponse
 from relay.clients.motion import BodyMotion, SmplxClip
 from relay.errors import TurnError
 from relay.quest.characters import UNITY_CHARACTERS
-from relay.settings import METHODS
 from relay.turns import Clip, TurnInput, turn_for
 from relay.turns.base import new_turn_id
 from solami import audio
 from solami.avatar.skeleton import POSE_DIMS, TRANS_DIMS, convert_up_axis
+from solami.methods import METHODS
 
 if TYPE_CHECKING:
     from relay.server import Relay

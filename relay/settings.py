@@ -9,10 +9,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlparse
 
+from solami.methods import METHODS
 from solami.registry import RELAY, redis_url
 from solami.settings import SettingsError, check_port, load_settings
-
-METHODS = ("solami", "llm+speech", "dlp+retrieval")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """``solami call <service> <operation> ...``: one RPC from the command line, JSON out.
 
-Each service contributes its operations from ``services/<name>/cli.py``, which defines
+Each service's operations come from ``solami_cli/calls/<name>.py``, which defines
 ``add_arguments(parser)`` and ``call(args, channel) -> dict``. A failed call prints the
 service's status and message to stderr and exits non-zero.
 """
@@ -25,21 +25,14 @@ CALL_TIMEOUT_S = 120.0
 
 
 def _cli_module(name: str):
-    info = SERVICES[name]
-    if not info.is_available():
-        return None
-    try:
-        return importlib.import_module(f"services.{name}.cli")
-    except ModuleNotFoundError:
-        return None
+    return importlib.import_module(f"solami_cli.calls.{name}")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     services = parser.add_subparsers(dest="service", required=True)
     for name in SERVICES:
         module = _cli_module(name)
-        if module is not None:
-            module.add_arguments(services.add_parser(name, help=module.__doc__.splitlines()[0]))
+        module.add_arguments(services.add_parser(name, help=module.__doc__.splitlines()[0]))
 
 
 def new_turn() -> common_pb2.TurnContext:

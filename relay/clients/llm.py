@@ -7,14 +7,9 @@ from collections.abc import AsyncIterator, Sequence
 
 from relay.clients.base import ServiceClient
 from relay.sessions import Message
+from solami.methods import METHOD_ENUMS, SOLAMI
 from solami.v1 import common_pb2, llm_pb2
 
-# Session method names (the original server's) -> the contract's enum.
-METHODS = {
-    "llm+speech": llm_pb2.CONVERSATION_METHOD_LLM_SPEECH,
-    "dlp+retrieval": llm_pb2.CONVERSATION_METHOD_DLP_RETRIEVAL,
-    "solami": llm_pb2.CONVERSATION_METHOD_SOLAMI,
-}
 _ROLES = {"user": llm_pb2.ROLE_USER, "character": llm_pb2.ROLE_CHARACTER}
 
 
@@ -90,11 +85,11 @@ class LlmClient(ServiceClient):
     ) -> AsyncIterator[ReplyEvent]:
         """The character's reply to ``user`` after ``history``, event by event, ending with
         the whole ``Reply``."""
-        tokens = method == "solami"
+        tokens = method == SOLAMI
         request = llm_pb2.GenerateRequest(
             turn=turn,
             character=character,
-            method=METHODS[method],
+            method=METHOD_ENUMS[method],
             history=[message_to_pb(m, tokens) for m in history],
             user=message_to_pb(user, tokens),
         )

@@ -10,10 +10,11 @@ from relay.clients import ServiceClients
 from relay.turns.agent import AgentTurn
 from relay.turns.base import Clip, Turn, TurnEvent, TurnInput, TurnLog
 from relay.turns.solami import SolamiTurn
+from solami.methods import SOLAMI
 
 __all__ = ["Clip", "Turn", "TurnEvent", "TurnInput", "TurnLog", "turn_for"]
 
 
 def turn_for(method: str, clients: ServiceClients) -> Turn:
     """A new turn of ``method`` ("solami" or an agent method)."""
-    return SolamiTurn(clients) if method == "solami" else AgentTurn(clients)
+    return SolamiTurn(clients) if method == SOLAMI else AgentTurn(clients)

@@ -20,11 +20,8 @@ from services.llm.settings import LlmSettings
 from services.llm.vocabulary import SPEECH_ID
 from solami.engine import Engine
 from solami.errors import InvalidInput
+from solami.methods import DLP_RETRIEVAL, LLM_SPEECH, METHODS, SOLAMI
 
-SOLAMI = "solami"
-LLM_SPEECH = "llm+speech"
-DLP_RETRIEVAL = "dlp+retrieval"
-METHODS = (SOLAMI, LLM_SPEECH, DLP_RETRIEVAL)
 # Speech units gathered before a chunk is released (0.5 s of speech at 50 units/s).
 UNIT_CHUNK = 25
 # Motion token pairs gathered before a chunk is released (16 frames).

@@ -11,15 +11,10 @@ from services.llm import engine as e
 from services.llm.backends.base import Sampling
 from services.llm.prompt import Tokens, Turn
 from solami.errors import InvalidInput
+from solami.methods import METHOD_ENUMS, METHOD_NAMES, SOLAMI
 from solami.metrics import ServiceMetrics
 from solami.v1 import llm_pb2, llm_pb2_grpc
 
-_METHODS = {
-    llm_pb2.CONVERSATION_METHOD_SOLAMI: e.SOLAMI,
-    llm_pb2.CONVERSATION_METHOD_LLM_SPEECH: e.LLM_SPEECH,
-    llm_pb2.CONVERSATION_METHOD_DLP_RETRIEVAL: e.DLP_RETRIEVAL,
-}
-_METHOD_ENUMS = {name: value for value, name in _METHODS.items()}
 _ROLES = {llm_pb2.ROLE_USER: "user", llm_pb2.ROLE_CHARACTER: "character"}
 _FINISH = {
     "stop": llm_pb2.FINISH_REASON_STOP,
@@ -30,9 +25,9 @@ TTFT_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 
 
 def method_name(value: int) -> str:
-    if value not in _METHODS:
+    if value not in METHOD_NAMES:
         raise InvalidInput("method must be set: SOLAMI, LLM_SPEECH or DLP_RETRIEVAL")
-    return _METHODS[value]
+    return METHOD_NAMES[value]
 
 
 def turn_from_proto(message: llm_pb2.Message, what: str) -> Turn:
@@ -51,7 +46,7 @@ def turn_from_proto(message: llm_pb2.Message, what: str) -> Turn:
 def sampling_from_proto(params: llm_pb2.SamplingParams, method: str) -> Sampling | None:
     if not params.ByteSize():
         return None
-    base = e.SOLAMI_SAMPLING if method == e.SOLAMI else e.AGENT_SAMPLING
+    base = e.SOLAMI_SAMPLING if method == SOLAMI else e.AGENT_SAMPLING
     if params.temperature < 0 or not 0 <= params.top_p <= 1:
         raise InvalidInput("temperature must be >= 0 and top_p in (0, 1]")
     return Sampling(
@@ -168,6 +163,6 @@ class LlmServicer(llm_pb2_grpc.LlmServiceServicer):
                 llm_pb2.CharacterInfo(name=c.name, description=c.description)
                 for c in self._engine.characters.characters
             ],
-            methods=[_METHOD_ENUMS[m] for m in self._engine.methods],
+            methods=[METHOD_ENUMS[m] for m in self._engine.methods],
             engine=self._engine.name,
         )

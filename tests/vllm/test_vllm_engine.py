@@ -14,9 +14,10 @@ pytest.importorskip("vllm", reason="vLLM is installed only in the .venv-vllm env
 
 from services.llm.backends.base import GenerationStats, Sampling
 from services.llm.backends.vllm import VllmGenerator
-from services.llm.engine import SOLAMI, Finished, LlmEngine, Request
+from services.llm.engine import Finished, LlmEngine, Request
 from services.llm.prompt import Tokens, Turn
 from services.llm.settings import LlmSettings
+from solami.methods import SOLAMI
 from tests.support.tiny_solami import save_tiny_solami
 
 

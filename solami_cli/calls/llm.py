@@ -7,7 +7,7 @@ import sys
 
 import grpc
 
-from services.llm.servicer import _METHOD_ENUMS
+from solami.methods import DLP_RETRIEVAL, LLM_SPEECH, METHOD_ENUMS
 from solami.v1 import llm_pb2, llm_pb2_grpc
 from solami_cli.call import CALL_TIMEOUT_S, new_turn
 
@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     chat = operations.add_parser("chat", help="one user message -> the character's reply")
     chat.add_argument("text", help="what the user says")
     chat.add_argument("--character", default="Samantha")
-    chat.add_argument("--method", default="llm+speech", choices=["llm+speech", "dlp+retrieval"])
+    chat.add_argument("--method", default=LLM_SPEECH, choices=[LLM_SPEECH, DLP_RETRIEVAL])
     chat.add_argument("--motion", default="", help="what the user does (dlp+retrieval)")
     operations.add_parser("characters", help="list characters and methods")
 
@@ -34,7 +34,7 @@ def call(args: argparse.Namespace, channel: grpc.Channel) -> dict:
     request = llm_pb2.GenerateRequest(
         turn=new_turn(),
         character=args.character,
-        method=_METHOD_ENUMS[args.method],
+        method=METHOD_ENUMS[args.method],
         user=llm_pb2.Message(role=llm_pb2.ROLE_USER, text=args.text, motion_text=args.motion),
     )
     result: dict = {}
