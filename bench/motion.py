@@ -19,7 +19,7 @@ import numpy as np
 
 from bench.common import percentile, repeat, report, timed
 from services.motion import features
-from services.motion.checkpoints import random_tokenizers, save_tokenizers
+from services.motion.backends.checkpoints import random_tokenizers, save_tokenizers
 from services.motion.engine import MotionEngine
 from services.motion.library import MotionLibrary
 from services.motion.server import DEFINITION

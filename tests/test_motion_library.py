@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from services.motion import features
+from services.motion.backends.retrieval import ClipIndex, Fitter
 from services.motion.library import MotionLibrary, load_user_clips
-from services.motion.retrieval import ClipIndex, Fitter
 from services.motion.skeleton import BUILT_IN, facing
 from solami.avatar import rotations
 from solami.avatar.rates import FPS

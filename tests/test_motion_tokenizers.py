@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from services.motion import features
-from services.motion.checkpoints import (
+from services.motion.backends.checkpoints import (
     BODY_FILE,
     STATS_FILE,
     Stats,
@@ -19,12 +19,12 @@ from services.motion.checkpoints import (
     read_stats,
     write_stats,
 )
-from services.motion.codec import MotionCodec
+from services.motion.backends.codec import MotionCodec
+from services.motion.backends.vqvae import BODY, HAND, VQVae
 from services.motion.library import MotionLibrary
 from services.motion.skeleton import BUILT_IN
 from services.motion.train import TrainOptions, load_clips, train
 from services.motion.train import main as train_main
-from services.motion.vqvae import BODY, HAND, VQVae
 from solami.avatar.features import FEATURE_DIMS
 from solami.avatar.rates import FPS
 from solami.errors import EngineUnavailable

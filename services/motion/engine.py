@@ -1,24 +1,30 @@
 """The motion engine: input checks, the tokenizers (when configured) and the clip library.
 
-TextToMotion needs only the library and the text embedder, which ship with the service.
-EncodeUserMotion and DecodeMotion need trained tokenizers from ``SOLAMI_MOTION_CHECKPOINT_DIR``;
-without them they raise EngineUnavailable naming that setting.
+Both sit behind the interfaces of ``backends.base``. TextToMotion is served by retrieval from
+the clip library with the text embedder, which ship with the service. EncodeUserMotion and
+DecodeMotion need trained tokenizers from ``SOLAMI_MOTION_CHECKPOINT_DIR``; without them they
+raise EngineUnavailable naming that setting.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from pathlib import Path
 
 import numpy as np
 
 from services.motion import features
-from services.motion.checkpoints import load_tokenizers
-from services.motion.codec import MotionCodec, StreamDecoder, UserTokens
+from services.motion.backends.base import (
+    MotionTokenizer,
+    Retrieved,
+    TextToMotion,
+    TokenStream,
+    UserTokens,
+)
+from services.motion.backends.checkpoints import load_tokenizers
+from services.motion.backends.codec import MotionCodec
+from services.motion.backends.retrieval import LibraryRetrieval, TextEmbedder
 from services.motion.features import Motion
-from services.motion.library import MotionLibrary
-from services.motion.retrieval import ClipIndex, Fitter, TextEmbedder
 from services.motion.settings import MotionSettings
 from services.motion.skeleton import BUILT_IN, Skeleton, load_smplx_skeleton
 from solami.avatar.rates import FPS
@@ -32,15 +38,6 @@ MIN_USER_FRAMES = 2
 MAX_POSITION_M = 100.0
 # Length of the warm-up motions, in seconds.
 WARMUP_S = 2.0
-
-
-@dataclasses.dataclass(frozen=True)
-class Retrieved:
-    """A library clip fitted to a request."""
-
-    name: str
-    score: float
-    motion: Motion
 
 
 def check_motion(
@@ -79,7 +76,7 @@ class DecodeSession:
     """One DecodeMotion stream: id checks, limits and the streaming decoder."""
 
     def __init__(
-        self, decoder: StreamDecoder, code_num: int, max_tokens: int, lock: threading.Lock
+        self, decoder: TokenStream, code_num: int, max_tokens: int, lock: threading.Lock
     ) -> None:
         self._decoder = decoder
         self._code_num = code_num
@@ -113,6 +110,15 @@ class DecodeSession:
             return self._decoder.finish()
 
 
+def load_tokenizer(settings: MotionSettings, skeleton: Skeleton) -> MotionTokenizer | None:
+    """The tokenizers of ``settings.checkpoint_dir`` with their feature pipeline; None when no
+    checkpoint directory is set."""
+    if settings.checkpoint_dir is None:
+        return None
+    tokenizers = load_tokenizers(settings.checkpoint_dir, settings.stats_file, settings.device)
+    return MotionCodec(tokenizers, skeleton, settings.device)
+
+
 class MotionEngine(Engine):
     """Tokenizers, skeleton, library and retrieval behind the motion service."""
 
@@ -120,17 +126,14 @@ class MotionEngine(Engine):
         self.settings = settings
         self.name = "library"
         self.skeleton: Skeleton = BUILT_IN
-        self.codec: MotionCodec | None = None
-        self.library: MotionLibrary | None = None
+        self.codec: MotionTokenizer | None = None
+        self.retrieval: TextToMotion | None = None
         self._embedder = embedder or TextEmbedder(
             Path(settings.embedding_model).expanduser() if settings.embedding_model else None,
             settings.device,
         )
-        self._index: ClipIndex | None = None
-        self._fitter: Fitter | None = None
-        # One inference at a time per model: torch already uses every thread.
+        # One inference at a time: torch already uses every thread.
         self._codec_lock = threading.Lock()
-        self._text_lock = threading.Lock()
 
     @property
     def max_frames(self) -> int:
@@ -143,18 +146,11 @@ class MotionEngine(Engine):
         torch.set_num_threads(settings.cpu_threads)
         if settings.skeleton_model is not None:
             self.skeleton = load_smplx_skeleton(settings.skeleton_model)
-        try:
-            self.library = MotionLibrary.load(settings.library_dir, self.skeleton)
-        except ValueError as exc:
-            raise EngineUnavailable(f"motion library: {exc}") from None
-        self._embedder.load()
-        self._index = ClipIndex(self.library, self._embedder)
-        self._fitter = Fitter(self.library, settings.blend_s)
-        if settings.checkpoint_dir is not None:
-            tokenizers = load_tokenizers(
-                settings.checkpoint_dir, settings.stats_file, settings.device
-            )
-            self.codec = MotionCodec(tokenizers, self.skeleton, settings.device)
+        self.retrieval = LibraryRetrieval.load(
+            settings.library_dir, self.skeleton, self._embedder, settings.blend_s
+        )
+        self.codec = load_tokenizer(settings, self.skeleton)
+        if self.codec is not None:
             self.name = "vqvae+library"
 
     def warmup(self) -> None:
@@ -165,7 +161,7 @@ class MotionEngine(Engine):
             session.push(tokens.body_ids.tolist(), tokens.hand_ids.tolist())
             session.finish()
 
-    def _codec(self) -> MotionCodec:
+    def _codec(self) -> MotionTokenizer:
         if self.codec is None:
             raise EngineUnavailable(
                 "motion tokenizers are not loaded: set SOLAMI_MOTION_CHECKPOINT_DIR to a "
@@ -214,8 +210,6 @@ class MotionEngine(Engine):
             raise InvalidInput(
                 f"duration_s must be between 0 and {self.settings.max_clip_s:g}, got {seconds}"
             )
-        if self._index is None or self._fitter is None:
+        if self.retrieval is None:
             raise EngineUnavailable("the motion library is not loaded")
-        with self._text_lock:
-            match = self._index.search(text)
-        return Retrieved(match.clip.name, match.score, self._fitter.fit(match.clip, seconds))
+        return self.retrieval.retrieve(text, seconds)

@@ -21,12 +21,12 @@ from pathlib import Path
 import numpy as np
 
 from services.motion.features import Motion, apply_placement, placement_of
+from services.motion.library_clips import BUILT_IN_CLIPS, RELAXED, ClipSpec, Euler
 from services.motion.skeleton import BUILT_IN, Skeleton
 from solami.avatar import rotations
 from solami.avatar.rates import FPS
 from solami.avatar.skeleton import JOINT_INDEX, NUM_JOINTS, POSE_DIMS
 
-Euler = tuple[float, float, float]
 # Breathing layer: period (s) and amplitudes (degrees) of the spine and collar channels.
 BREATH_PERIOD_S = 4.0
 BREATH_SPINE_DEG = 1.2
@@ -34,28 +34,6 @@ BREATH_COLLAR_DEG = 0.8
 # Shortest and longest accepted user clip, in frames.
 MIN_CLIP_FRAMES = 2
 MAX_USER_CLIP_FRAMES = 60 * FPS
-
-
-@dataclasses.dataclass(frozen=True)
-class Key:
-    """A keyframe: at ``t_s`` seconds, these joints take these Euler angles (degrees);
-    ``root`` is the pelvis offset from its standing position, in metres; ``reset`` returns
-    every joint not named to the relaxed pose."""
-
-    t_s: float
-    joints: Mapping[str, Euler] = dataclasses.field(default_factory=dict)
-    root: Euler | None = None
-    reset: bool = False
-
-
-@dataclasses.dataclass(frozen=True)
-class ClipSpec:
-    """An authored clip: what it is called, what it means, how it moves."""
-
-    name: str
-    descriptions: tuple[str, ...]
-    keys: tuple[Key, ...]
-    loop: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,8 +144,6 @@ class MotionLibrary:
     @classmethod
     def load(cls, user_dir: Path | None = None, skeleton: Skeleton = BUILT_IN) -> MotionLibrary:
         """The built-in clips, then the user's (a user clip replaces a built-in of its name)."""
-        from services.motion.library_clips import BUILT_IN_CLIPS, RELAXED
-
         clips = [
             LibraryClip(
                 spec.name, spec.descriptions, render(spec, RELAXED, skeleton), spec.loop, "built-in"

@@ -26,9 +26,34 @@ dance_step     2.0 s   yes   side step right and left on the beat, arms swinging
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
-from services.motion.library import ClipSpec, Euler, Key
+# Euler angles in degrees (x, y, z), applied as ``Rx @ Ry @ Rz``.
+Euler = tuple[float, float, float]
+
+
+@dataclasses.dataclass(frozen=True)
+class Key:
+    """A keyframe: at ``t_s`` seconds, these joints take these Euler angles (degrees);
+    ``root`` is the pelvis offset from its standing position, in metres; ``reset`` returns
+    every joint not named to the relaxed pose."""
+
+    t_s: float
+    joints: Mapping[str, Euler] = dataclasses.field(default_factory=dict)
+    root: Euler | None = None
+    reset: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipSpec:
+    """An authored clip: what it is called, what it means, how it moves."""
+
+    name: str
+    descriptions: tuple[str, ...]
+    keys: tuple[Key, ...]
+    loop: bool = False
+
 
 FINGERS = ("index", "middle", "ring", "pinky")
 

@@ -30,17 +30,17 @@ from torch.nn import functional as F  # noqa: N812
 from tqdm import tqdm
 
 from services.motion import features
-from services.motion.checkpoints import (
+from services.motion.backends.checkpoints import (
     STATS_FILE,
     Stats,
     Tokenizers,
     load_tokenizers,
     save_tokenizers,
 )
-from services.motion.codec import MotionCodec, pad_to_tokens
+from services.motion.backends.codec import MotionCodec, pad_to_tokens
+from services.motion.backends.vqvae import BODY, HAND, TRANSFORM, TransformVQ, VQConfig, VQVae
 from services.motion.features import Motion
 from services.motion.skeleton import BUILT_IN, Skeleton
-from services.motion.vqvae import BODY, HAND, TRANSFORM, TransformVQ, VQConfig, VQVae
 from solami.avatar.features import BODY_FEATURE_DIMS, FEATURE_DIMS, TRANSFORM_DIMS
 from solami.avatar.rates import FPS, FRAMES_PER_TOKEN
 from solami.avatar.skeleton import NUM_JOINTS, POSE_DIMS

@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 
 from services.motion import features
-from services.motion.checkpoints import random_tokenizers, save_tokenizers
+from services.motion.backends.checkpoints import random_tokenizers, save_tokenizers
+from services.motion.backends.retrieval import TextEmbedder
+from services.motion.backends.vqvae import BODY, HAND
 from services.motion.features import Motion
 from services.motion.library import MotionLibrary
-from services.motion.retrieval import TextEmbedder
 from services.motion.skeleton import BUILT_IN
-from services.motion.vqvae import BODY, HAND
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "solami-data" / "anim_data"
 SMPLX_AI = DATA / "Smplx_ai.npz"

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from services.motion.vqvae import (
+from services.motion.backends.vqvae import (
     BODY,
     HAND,
     TRANSFORM,

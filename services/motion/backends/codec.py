@@ -9,27 +9,17 @@ receptive field) that its frames equal those of decoding the whole sequence at o
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import torch
 
 from services.motion import features
-from services.motion.checkpoints import Tokenizers
+from services.motion.backends.base import UserTokens
+from services.motion.backends.checkpoints import Tokenizers
 from services.motion.features import Motion
 from services.motion.skeleton import Skeleton
 from solami.avatar.features import BODY_FEATURE_DIMS
 from solami.avatar.rates import FRAMES_PER_TOKEN
 from solami.avatar.skeleton import POSE_DIMS
-
-
-@dataclasses.dataclass(frozen=True)
-class UserTokens:
-    """What the SOLAMI LLM reads for a user turn: one transform id, body and hand ids."""
-
-    trans_id: int
-    body_ids: np.ndarray
-    hand_ids: np.ndarray
 
 
 def pad_to_tokens(feats: np.ndarray) -> np.ndarray:
@@ -44,7 +34,8 @@ def rest_character(skeleton: Skeleton) -> Motion:
 
 
 class MotionCodec:
-    """The tokenizers with the feature pipeline around them (thread-safe: no state)."""
+    """The tokenizers with the feature pipeline around them (thread-safe: no state); the
+    ``MotionTokenizer`` of the engine."""
 
     def __init__(self, tokenizers: Tokenizers, skeleton: Skeleton, device: str = "cpu") -> None:
         self.tokenizers = tokenizers

