@@ -8,23 +8,23 @@ import io
 import re
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated, Protocol
 
 import numpy as np
 from fastapi import FastAPI, File, Form, HTTPException, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
 
+from relay.clients import ServiceClients
 from relay.clients.motion import BodyMotion, SmplxClip
 from relay.errors import TurnError
 from relay.quest.characters import UNITY_CHARACTERS
+from relay.sessions import SessionStore
+from relay.settings import RelaySettings
 from relay.turns import Clip, TurnInput, turn_for
 from relay.turns.base import new_turn_id
 from solami import audio
 from solami.avatar.skeleton import POSE_DIMS, TRANS_DIMS, convert_up_axis
 from solami.methods import METHODS
-
-if TYPE_CHECKING:
-    from relay.server import Relay
 
 MODEL_CHARACTERS = set(UNITY_CHARACTERS.values())
 # Arrays of the original /interact/ motion npz.
@@ -43,7 +43,22 @@ def _character(name: str) -> tuple[str, str]:
     raise HTTPException(422, f"unknown character {name!r}; known: {known}")
 
 
-def create_app(relay: Relay) -> FastAPI:
+class RelayState(Protocol):
+    """What the HTTP API needs of the relay process (``relay.server.Relay``)."""
+
+    settings: RelaySettings
+    clients: ServiceClients
+    store: SessionStore
+    # True once every headset endpoint is up.
+    ready: bool
+
+    @property
+    def headsets(self) -> list[str]: ...
+
+    async def redis_ok(self) -> bool: ...
+
+
+def create_app(relay: RelayState) -> FastAPI:
     app = FastAPI(title="SOLAMI relay", docs_url=None, redoc_url=None)
     files_dir: Path = relay.settings.files_dir
     files_dir.mkdir(parents=True, exist_ok=True)
@@ -57,7 +72,7 @@ def create_app(relay: Relay) -> FastAPI:
         body = {
             "status": "ok" if ok else "unavailable",
             "redis": redis_ok,
-            "headsets": [link.config.name for link in relay.links],
+            "headsets": relay.headsets,
             "services": relay.clients.states(),
         }
         return JSONResponse(body, status_code=200 if ok else 503)

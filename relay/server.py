@@ -83,6 +83,10 @@ class Relay:
             lambda: sum(link.session is not None for link in self.links)
         )
 
+    @property
+    def headsets(self) -> list[str]:
+        return [link.config.name for link in self.links]
+
     async def redis_ok(self) -> bool:
         try:
             return bool(await self._redis[0].ping())
