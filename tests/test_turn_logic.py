@@ -1,0 +1,781 @@
+"""The relay's turn logic over in-process fake clients: what a turn yields and in which order,
+what it keeps, how it fails; and the headset's turn runner (pacing, barge-in, apologies,
+history, the turn report) over a real Redis. No models, no gRPC: every service is a fake from
+``tests.support.fake_clients`` whose latency, failures and pauses the test controls.
+
+Nothing here sleeps to synchronise: tests await the fakes' journal. Times are only checked as
+lower bounds that follow from the runner's own waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import inspect
+import json
+import time
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+import redis.asyncio as aioredis
+
+from relay.assets import Assets
+from relay.clients import ServiceClients
+from relay.clients.asr import AsrClient
+from relay.clients.face import FaceClient
+from relay.clients.llm import LlmClient, MotionTokens, SpeechUnits
+from relay.clients.motion import BodyMotion, MotionClient
+from relay.clients.tts import TtsClient
+from relay.errors import TurnError
+from relay.headset.character import CharacterState
+from relay.headset.inputs import HeadsetInputs
+from relay.headset.runner import TurnRunner
+from relay.metrics import RelayMetrics
+from relay.quest import keys
+from relay.quest.rig import SMPLX_CHAR_ID
+from relay.server import redis_client
+from relay.sessions import Message, Session, SessionStore
+from relay.settings import HeadsetConfig, RelaySettings
+from relay.turns import Clip, TurnEvent, TurnInput, turn_for
+from relay.turns.agent import DEFAULT_MOTION as AGENT_DEFAULT_MOTION
+from relay.turns.agent import MIN_MOTION_S, SECONDS_PER_WORD, AgentTurn
+from relay.turns.solami import UNITS_PER_CLIP, SolamiTurn
+from solami import audio
+from solami.avatar.rates import FRAMES_PER_TOKEN
+from solami.avatar.skeleton import POSE_DIMS, TRANS_DIMS
+from tests.support.fake_clients import (
+    DEFAULT_MOTION,
+    DEFAULT_TRANSCRIPT,
+    DEFAULT_USER_TOKENS,
+    DEFAULT_USER_UNITS,
+    SAMPLE_RATE_HZ,
+    FakeAsr,
+    FakeFace,
+    FakeLlm,
+    FakeMotion,
+    FakeTts,
+    Fault,
+    Hold,
+    Journal,
+    fake_clients,
+    journal_of,
+    tone,
+)
+
+AGENT_METHOD = "dlp+retrieval"
+# Sentences of different lengths (0.2 s, 0.1 s, 0.15 s of fake speech), so order shows.
+SENTENCES = ("One two three four.", "Five six.", "Seven eight nine.")
+# A reply as the solami LLM streams it: units in uneven chunks, motion tokens in between.
+SOLAMI_REPLY = (
+    SpeechUnits(list(range(0, 30))),
+    SpeechUnits(list(range(30, 80))),
+    MotionTokens([1, 2], [3, 4]),
+    SpeechUnits(list(range(80, 120))),
+    MotionTokens([5], [6]),
+)
+# The runner's Redis database (no other test uses it) and its headset.
+RUNNER_DB = 9
+HEADSET = HeadsetConfig("turn-logic", 0, RUNNER_DB)
+SEND_AHEAD_S = 0.05
+# Allowance on the runner's timed waits: the event loop may run a timer a clock tick early.
+CLOCK_SLACK_S = 1e-3
+# Longest a runner test waits for a turn before failing instead of hanging.
+TURN_LIMIT_S = 10.0
+
+
+def _session(method: str = AGENT_METHOD) -> Session:
+    return Session("session-1", SMPLX_CHAR_ID, "User", method)
+
+
+def _still_clip(frames: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.zeros((frames, POSE_DIMS), np.float32), np.zeros((frames, TRANS_DIMS), np.float32)
+
+
+def _utterance(number: int = 1) -> bytes:
+    """A headset WAV, different for each ``number``."""
+    return audio.encode_wav(tone(0.05 * number), SAMPLE_RATE_HZ)
+
+
+def _request(method: str = AGENT_METHOD, user_frames: int = 0) -> TurnInput:
+    user = _still_clip(user_frames) if user_frames else None
+    return TurnInput(_session(method), "turn-1", _utterance(), user_motion=user)
+
+
+async def _events(turn, request: TurnInput) -> list[TurnEvent]:
+    return [event async for event in turn.run(request)]
+
+
+def _clips(events: list[TurnEvent]) -> list[Clip]:
+    return [e for e in events if isinstance(e, Clip)]
+
+
+def _bodies(events: list[TurnEvent]) -> list[BodyMotion]:
+    return [e for e in events if isinstance(e, BodyMotion)]
+
+
+def _all_ended(journal: Journal) -> bool:
+    return all(call.outcome != "running" for call in journal.calls)
+
+
+def _failing_llm(fault: Fault) -> FakeLlm:
+    # A little latency per event, so what the LLM streamed before failing is spoken first.
+    return FakeLlm([SENTENCES], delays={"generate": 0.01}, faults={"generate": fault})
+
+
+# Failures of the stages an answer cannot do without: the fakes (built per test), the stage
+# the turn fails with, and how many sentences are spoken before.
+FAILURES = {
+    "asr": (lambda: {"asr": FakeAsr(faults={"transcribe": Fault()})}, "asr", 0),
+    # The asr client maps INVALID_ARGUMENT to the "input" stage; the turn passes it on.
+    "asr-input": (
+        lambda: {"asr": FakeAsr(faults={"transcribe": Fault(stage="input")})},
+        "input",
+        0,
+    ),
+    "llm-at-once": (lambda: {"llm": _failing_llm(Fault(after=0))}, "llm", 0),
+    "llm-after-a-sentence": (lambda: {"llm": _failing_llm(Fault(after=1))}, "llm", 1),
+    "tts-second-sentence": (
+        lambda: {
+            "llm": FakeLlm([SENTENCES]),
+            "tts": FakeTts(faults={"synthesize": Fault(calls={2})}),
+        },
+        "tts",
+        1,
+    ),
+    # A bug in a stage (not a TurnError) still costs only the answer.
+    "internal": (
+        lambda: {"llm": _failing_llm(Fault(after=1, error=RuntimeError("a bug")))},
+        "internal",
+        1,
+    ),
+}
+
+
+def _failures(*names: str) -> list:
+    return [pytest.param(*FAILURES[name], id=name) for name in names]
+
+
+# ---------------------------------------------------------------- the fakes themselves
+
+
+@pytest.mark.parametrize(
+    ("fake", "real"),
+    [
+        (FakeAsr, AsrClient),
+        (FakeLlm, LlmClient),
+        (FakeTts, TtsClient),
+        (FakeMotion, MotionClient),
+        (FakeFace, FaceClient),
+    ],
+)
+def test_fakes_have_the_client_interface(fake, real):
+    public = [
+        name for name in vars(real) if not name.startswith("_") and callable(vars(real)[name])
+    ]
+    assert public
+    for name in public:
+        real_method, fake_method = getattr(real, name), getattr(fake, name)
+        assert list(inspect.signature(fake_method).parameters) == list(
+            inspect.signature(real_method).parameters
+        ), name
+        assert inspect.isasyncgenfunction(fake_method) == inspect.isasyncgenfunction(real_method)
+        assert inspect.iscoroutinefunction(fake_method) == inspect.iscoroutinefunction(real_method)
+    assert fake.service == real.service
+
+
+def test_each_method_gets_its_turn():
+    clients = fake_clients()
+    assert isinstance(turn_for("solami", clients), SolamiTurn)
+    assert isinstance(turn_for("llm+speech", clients), AgentTurn)
+    assert isinstance(turn_for("dlp+retrieval", clients), AgentTurn)
+
+
+# ---------------------------------------------------------------- AgentTurn
+
+
+async def test_agent_clips_follow_the_sentences_with_their_faces():
+    tts = FakeTts()
+    clients = fake_clients(llm=FakeLlm([SENTENCES]), tts=tts)
+    request = _request()
+    events = await _events(AgentTurn(clients), request)
+
+    clips = _clips(events)
+    assert [c.text for c in clips] == list(SENTENCES)
+    assert [c.index for c in clips] == [0, 1, 2]
+    faces = clients.face.calls("animate")
+    assert len(faces) == len(clips)
+    for clip, face in zip(clips, faces, strict=True):
+        expected = tts.speech_for(clip.text)
+        np.testing.assert_array_equal(clip.samples, expected.samples)
+        assert clip.rate_hz == SAMPLE_RATE_HZ
+        # Its face was made from its own audio and the timings tts gave with it.
+        assert face.args["samples"] is clip.samples
+        assert list(face.args["timings"]) == list(expected.timings)
+        assert clip.face is face.result
+    (generate,) = clients.llm.calls("generate")
+    assert generate.args["user"] == Message("user", text=DEFAULT_TRANSCRIPT)
+    assert generate.args["method"] == AGENT_METHOD
+    assert generate.args["character"] == request.session.character
+    assert _all_ended(journal_of(clients))
+
+
+@pytest.mark.parametrize(
+    ("llm_delay_s", "tts_delay_s"),
+    [(0.0, 0.01), (0.01, 0.0)],
+    ids=["llm-ahead-of-speech", "speech-ahead-of-llm"],
+)
+async def test_agent_body_motion_comes_once_after_the_llm_finished(llm_delay_s, tts_delay_s):
+    llm = FakeLlm([SENTENCES], delays={"generate": llm_delay_s})
+    clients = fake_clients(llm=llm, tts=FakeTts(delays={"synthesize": tts_delay_s}))
+    events = await _events(AgentTurn(clients), _request())
+
+    assert len(_clips(events)) == len(SENTENCES)
+    (body,) = _bodies(events)
+    assert isinstance(events[0], Clip)
+    journal = journal_of(clients)
+    (generate,) = journal.of("llm", "generate")
+    (motion,) = journal.of("motion", "text_to_motion")
+    assert motion.started > generate.ended
+    assert body is motion.result
+    words = len(" ".join(SENTENCES).split())
+    assert motion.args["text"] == DEFAULT_MOTION
+    assert motion.args["seconds"] == pytest.approx(max(MIN_MOTION_S, words * SECONDS_PER_WORD))
+
+
+async def test_agent_reply_without_a_motion_gets_the_default_one():
+    clients = fake_clients(llm=FakeLlm([SENTENCES], motion=""))
+    events = await _events(AgentTurn(clients), _request())
+    assert len(_bodies(events)) == 1
+    (motion,) = clients.motion.calls("text_to_motion")
+    assert motion.args["text"] == AGENT_DEFAULT_MOTION
+
+
+async def test_agent_face_failure_leaves_the_clip_without_a_face():
+    face = FakeFace(faults={"animate": Fault(calls={2})})
+    clients = fake_clients(llm=FakeLlm([SENTENCES]), face=face)
+    events = await _events(AgentTurn(clients), _request())
+
+    clips = _clips(events)
+    assert [c.text for c in clips] == list(SENTENCES)
+    assert [c.face is None for c in clips] == [False, True, False]
+    assert len(_bodies(events)) == 1
+
+
+async def test_agent_motion_failure_only_loses_the_body():
+    motion = FakeMotion(faults={"text_to_motion": Fault()})
+    clients = fake_clients(llm=FakeLlm([SENTENCES]), motion=motion)
+    events = await _events(AgentTurn(clients), _request())
+
+    assert [c.text for c in _clips(events)] == list(SENTENCES)
+    assert all(c.face is not None for c in _clips(events))
+    assert _bodies(events) == []
+    assert [c.outcome for c in motion.calls()] == ["failed"]
+
+
+@pytest.mark.parametrize(
+    ("fakes", "stage", "spoken"),
+    _failures("asr", "asr-input", "llm-at-once", "llm-after-a-sentence", "tts-second-sentence"),
+)
+async def test_agent_failure_of_a_needed_stage_ends_the_turn(fakes, stage, spoken):
+    clients = fake_clients(**fakes())
+    events: list[TurnEvent] = []
+    with pytest.raises(TurnError) as failure:
+        async for event in AgentTurn(clients).run(_request()):
+            events.append(event)
+
+    assert failure.value.stage == stage
+    assert [c.text for c in _clips(events)] == list(SENTENCES[:spoken])
+    # Nothing the turn started is left running.
+    assert _all_ended(journal_of(clients))
+    if stage in ("asr", "input"):
+        assert clients.llm.calls() == []
+
+
+async def test_agent_empty_transcript_gives_no_events_and_no_history():
+    clients = fake_clients(asr=FakeAsr([""]))
+    turn = AgentTurn(clients)
+    assert await _events(turn, _request()) == []
+    assert clients.llm.calls() == [] and clients.tts.calls() == []
+    assert turn.history([], finished=True) == []
+
+
+async def test_agent_history_keeps_only_the_spoken_clips():
+    clients = fake_clients(llm=FakeLlm([SENTENCES]))
+    turn = AgentTurn(clients)
+    clips = _clips(await _events(turn, _request()))
+    user = Message("user", text=DEFAULT_TRANSCRIPT)
+
+    assert turn.history(clips[:2], finished=False) == [
+        user,
+        Message("character", text=f"{SENTENCES[0]} {SENTENCES[1]}", motion=DEFAULT_MOTION),
+    ]
+    assert turn.history(clips, finished=True)[1].text == " ".join(SENTENCES)
+    # Finished with nothing played: the user was heard, so their message stays.
+    nothing = turn.history([], finished=True)
+    assert nothing[0] == user and nothing[1].text == ""
+    # Interrupted before anything played: the turn leaves no trace.
+    assert turn.history([], finished=False) == []
+
+
+# ---------------------------------------------------------------- SolamiTurn
+
+
+async def test_solami_units_are_voiced_in_clips_of_fifty_in_order():
+    tts = FakeTts()
+    clients = fake_clients(llm=FakeLlm([SOLAMI_REPLY]), tts=tts)
+    request = _request("solami")
+    events = await _events(SolamiTurn(clients), request)
+
+    units = list(range(120))
+    chunks = [units[i : i + UNITS_PER_CLIP] for i in range(0, len(units), UNITS_PER_CLIP)]
+    assert [c.args["units"] for c in tts.calls("vocode")] == chunks
+    clips = _clips(events)
+    assert [c.index for c in clips] == [0, 1, 2]
+    for clip, chunk in zip(clips, chunks, strict=True):
+        np.testing.assert_array_equal(clip.samples, tts.speech_for_units(chunk).samples)
+        assert clip.face is not None and len(clip.face) == round(clip.duration_s * 30)
+    (generate,) = clients.llm.calls("generate")
+    assert generate.args["user"].speech_units == list(DEFAULT_USER_UNITS)
+    assert generate.args["method"] == "solami"
+    (tokenize,) = clients.asr.calls("tokenize")
+    assert tokenize.args["wav"] == request.wav
+
+
+async def test_solami_motion_tokens_reach_the_decoder_as_streamed():
+    # The LLM pauses after the first units and motion tokens: the decoder must have them by then.
+    hold = Hold(after=3)
+    clients = fake_clients(llm=FakeLlm([SOLAMI_REPLY], holds={"generate": hold}))
+    journal = journal_of(clients)
+    running = asyncio.create_task(_events(SolamiTurn(clients), _request("solami")))
+
+    def decoder_has_first_chunk() -> bool:
+        decode = journal.of("motion", "decode_motion")
+        return bool(decode) and len(decode[0].received) == 1
+
+    await journal.wait_for(decoder_has_first_chunk)
+    (generate,) = journal.of("llm", "generate")
+    assert generate.held and generate.outcome == "running"
+    hold.release.set()
+    events = await running
+
+    (decode,) = journal.of("motion", "decode_motion")
+    assert decode.received == [([1, 2], [3, 4]), ([5], [6])]
+    assert decode.args["deadline_s"] == clients.llm.deadline_s
+    (body,) = _bodies(events)
+    assert body is decode.result and len(body.poses) == 3 * FRAMES_PER_TOKEN
+    assert len(_clips(events)) == 3
+
+
+@pytest.mark.parametrize("encode_fails", [False, True], ids=["encoded", "encode-failed"])
+async def test_solami_motion_encode_failure_only_drops_the_motion_tokens(encode_fails):
+    faults = {"encode_user_motion": Fault()} if encode_fails else {}
+    clients = fake_clients(llm=FakeLlm([SOLAMI_REPLY]), motion=FakeMotion(faults=faults))
+    events = await _events(SolamiTurn(clients), _request("solami", user_frames=6))
+
+    (encode,) = clients.motion.calls("encode_user_motion")
+    assert len(encode.args["user"][0]) == 6
+    (generate,) = clients.llm.calls("generate")
+    user = generate.args["user"]
+    assert user.speech_units == list(DEFAULT_USER_UNITS)
+    if encode_fails:
+        assert (user.body_ids, user.hand_ids, user.trans_id) == ([], [], None)
+    else:
+        tokens = DEFAULT_USER_TOKENS
+        assert (user.body_ids, user.hand_ids, user.trans_id) == (
+            tokens.body_ids,
+            tokens.hand_ids,
+            tokens.trans_id,
+        )
+    assert len(_clips(events)) == 3 and len(_bodies(events)) == 1
+
+
+async def test_solami_history_cuts_the_units_to_what_was_played():
+    clients = fake_clients(llm=FakeLlm([SOLAMI_REPLY]))
+    turn = SolamiTurn(clients)
+    clips = _clips(await _events(turn, _request("solami")))
+
+    user, reply = turn.history(clips[:2], finished=False)
+    assert user.role == "user" and user.speech_units == list(DEFAULT_USER_UNITS)
+    # Two clips of 50 units: 2 s played at 50 units per second.
+    assert reply.speech_units == list(range(100))
+    assert (reply.body_ids, reply.hand_ids) == ([1, 2, 5], [3, 4, 6])
+    assert turn.history(clips, finished=True)[1].speech_units == list(range(120))
+    assert turn.history([], finished=True) == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="SolamiTurn.history cuts the units of self._reply, which is only set by the LLM's "
+    "final Reply: a turn interrupted while the LLM still streams keeps none of the units it "
+    "played (relay/turns/solami.py, history)",
+)
+async def test_solami_history_keeps_the_units_played_before_an_interruption():
+    reply = [SpeechUnits(list(range(start, start + 50))) for start in (0, 50, 100)]
+    clients = fake_clients(llm=FakeLlm([reply], holds={"generate": Hold(after=2)}))
+    turn = SolamiTurn(clients)
+    answer = turn.run(_request("solami"))
+    clips = [await anext(answer), await anext(answer)]
+    await answer.aclose()
+
+    (generate,) = clients.llm.calls("generate")
+    assert generate.outcome == "stopped"
+    assert turn.history(clips, finished=False)[1].speech_units == list(range(100))
+
+
+# ---------------------------------------------------------------- TurnRunner
+
+
+class Clock:
+    """The headset's animation clock (monotonic seconds from its creation); ``last`` is its
+    latest reading."""
+
+    def __init__(self) -> None:
+        self._zero = time.monotonic()
+        self.last = 0.0
+
+    def __call__(self) -> float:
+        self.last = time.monotonic() - self._zero
+        return self.last
+
+
+class Headset:
+    """The headset's end of the link: records every WAV the runner sends, with the runner's
+    clock reading taken just before it (the clip's start); refuses the attempts in ``drop``."""
+
+    def __init__(self, clock: Clock, journal: Journal) -> None:
+        self._clock = clock
+        self._journal = journal
+        self.drop: set[int] = set()
+        self.attempts = 0
+        self.wavs: list[bytes] = []
+        self.starts: list[float] = []
+
+    async def send(self, wav: bytes) -> bool:
+        self.attempts += 1
+        if self.attempts - 1 in self.drop:
+            return False
+        self.starts.append(self._clock.last)
+        self.wavs.append(wav)
+        self._journal.changed()
+        return True
+
+
+@dataclasses.dataclass
+class Relay:
+    """One headset's turn runner and what it is built from."""
+
+    runner: TurnRunner
+    character: CharacterState
+    headset: Headset
+    clients: ServiceClients
+    journal: Journal
+    metrics: RelayMetrics
+    store: SessionStore
+    redis: aioredis.Redis
+    assets: Assets
+    settings: RelaySettings
+    clock: Clock
+
+    def wav(self, text: str) -> bytes:
+        """What the runner sends for the reply sentence ``text``."""
+        speech = self.clients.tts.speech_for(text)
+        return Clip(0, text, speech, None).wav(pad_s=self.settings.send_ahead_s)
+
+    async def report(self) -> dict:
+        return json.loads(await self.redis.get(HEADSET.key(keys.LAST_TURN)))
+
+    async def history(self, session_id: str | None = None) -> list[Message]:
+        session = await self.store.get(session_id or self.character.session.session_id)
+        return session.history
+
+    def count(self, name: str, **labels: str) -> float:
+        return self.metrics.registry.get_sample_value(name, labels) or 0.0
+
+    async def wait_until(self, condition: Callable[[], bool]) -> None:
+        await self.journal.wait_for(condition)
+
+
+@pytest.fixture
+async def make_relay(redis_url):
+    # A client configured as the relay configures its own.
+    client = redis_client(redis_url, RUNNER_DB)
+    await client.flushdb()
+    # The SMPL-X character needs no rig data.
+    await client.set(HEADSET.key(keys.CHAR_ID), SMPLX_CHAR_ID)
+    made: list[Relay] = []
+
+    async def make(**fakes) -> Relay:
+        clients = fake_clients(**fakes)
+        journal = journal_of(clients)
+        settings = RelaySettings(send_ahead_s=SEND_AHEAD_S, method=AGENT_METHOD)
+        metrics = RelayMetrics()
+        store = SessionStore(client, settings.session_idle_s)
+        assets = Assets(clients)
+        clock = Clock()
+        headset = Headset(clock, journal)
+        runner: TurnRunner | None = None
+
+        async def cancel_turn() -> None:
+            if runner is not None:
+                await runner.cancel()
+
+        character = CharacterState(
+            HEADSET, client, store, assets, settings, metrics, on_change=cancel_turn
+        )
+        inputs = HeadsetInputs(HEADSET, client, settings.stream_maxlen, metrics)
+        runner = TurnRunner(
+            HEADSET,
+            client,
+            store,
+            clients,
+            assets,
+            settings,
+            metrics,
+            character,
+            inputs,
+            headset.send,
+            clock,
+        )
+        await character.sync(force=True)
+        relay = Relay(
+            runner,
+            character,
+            headset,
+            clients,
+            journal,
+            metrics,
+            store,
+            client,
+            assets,
+            settings,
+            clock,
+        )
+        made.append(relay)
+        return relay
+
+    yield make
+    for relay in made:
+        # Let anything a test left held go on, then stop what still runs.
+        clients = relay.clients
+        for fake in (clients.asr, clients.llm, clients.tts, clients.motion, clients.face):
+            for hold in fake.holds.values():
+                hold.release.set()
+        async with asyncio.timeout(TURN_LIMIT_S):
+            await relay.runner.cancel()
+    await client.aclose()
+
+
+async def _finished(task: asyncio.Task) -> None:
+    """Waits for ``task`` (its cancellation included) without letting a hang stall the run."""
+    async with asyncio.timeout(TURN_LIMIT_S):
+        await asyncio.wait([task])
+
+
+async def test_runner_sends_the_clips_in_order_paced_to_the_headset(make_relay):
+    relay = await make_relay(llm=FakeLlm([SENTENCES]))
+    task = relay.runner.begin(_utterance())
+    await _finished(task)
+    finished_at = relay.clock()
+
+    headset = relay.headset
+    assert headset.wavs == [relay.wav(s) for s in SENTENCES]
+    # Each clip is sent send_ahead_s before the previous one ends (and carries as much
+    # silence): never before the previous clip's start plus its own duration.
+    durations = [relay.clients.tts.speech_for(s).duration_s for s in SENTENCES]
+    for k in range(len(SENTENCES) - 1):
+        assert headset.starts[k + 1] >= headset.starts[k] + durations[k] - CLOCK_SLACK_S
+    # The answer lasts until its last clip (and its padding) has played.
+    assert finished_at >= headset.starts[-1] + durations[-1] + SEND_AHEAD_S - CLOCK_SLACK_S
+
+    report = await relay.report()
+    assert (report["outcome"], report["sentences"]) == ("ok", len(SENTENCES))
+    assert {"asr", "llm_first_sentence", "first_reply"} <= set(report["stages_ms"])
+    assert await relay.history() == [
+        Message("user", text=DEFAULT_TRANSCRIPT),
+        Message("character", text=" ".join(SENTENCES), motion=DEFAULT_MOTION),
+    ]
+    assert relay.count("solami_relay_turns_total", method=AGENT_METHOD, outcome="ok") == 1
+    assert relay.count("solami_relay_inflight_turns") == 0
+
+
+@pytest.mark.parametrize("interrupted", ["while-speech-is-made", "while-a-clip-waits"])
+async def test_barge_in_cancels_the_answer_in_progress(make_relay, interrupted):
+    second_reply = ("Sure.",)
+    # The first answer's LLM stops after two sentences; in the first case its second sentence's
+    # speech is still being made when the user speaks again, in the other it waits its turn.
+    llm_hold = Hold(calls={1}, after=2)
+    tts_holds = (
+        {"synthesize": Hold(calls={2}, after=1)} if interrupted.startswith("while-s") else {}
+    )
+    relay = await make_relay(
+        asr=FakeAsr(["first question", "second question"]),
+        llm=FakeLlm([SENTENCES, second_reply], holds={"generate": llm_hold}),
+        tts=FakeTts(holds=tts_holds),
+    )
+    journal, headset = relay.journal, relay.headset
+    first = relay.runner.begin(_utterance(1))
+
+    def second_sentence_in_progress() -> bool:
+        synth = journal.of("tts", "synthesize")
+        if tts_holds:
+            return len(synth) == 2 and synth[1].held
+        # Its speech and face are made: the clip is only waiting to be sent.
+        return len(synth) == 2 and synth[1].outcome == "done" and len(journal.of("face")) == 3
+
+    await relay.wait_until(
+        lambda: (
+            len(headset.wavs) == 1 and llm_hold.reached.is_set() and second_sentence_in_progress()
+        )
+    )
+    second = relay.runner.begin(_utterance(2))
+    await _finished(second)
+
+    assert first.cancelled()
+    assert headset.wavs == [relay.wav(SENTENCES[0]), relay.wav(second_reply[0])]
+    generate = journal.of("llm", "generate")
+    assert generate[0].outcome == "stopped" and generate[1].outcome == "done"
+    if tts_holds:
+        assert journal.of("tts", "synthesize")[1].outcome == "stopped"
+    assert _all_ended(journal)
+    assert relay.count("solami_relay_barge_ins_total") == 1
+    for outcome in ("cancelled", "ok"):
+        assert relay.count("solami_relay_turns_total", method=AGENT_METHOD, outcome=outcome) == 1
+    # The session kept what was played of the first answer, before the second turn began.
+    played = [
+        Message("user", text="first question"),
+        Message("character", text=SENTENCES[0]),
+    ]
+    assert generate[1].args["history"] == played
+    assert await relay.history() == [
+        *played,
+        Message("user", text="second question"),
+        Message("character", text=second_reply[0], motion=DEFAULT_MOTION),
+    ]
+    assert (await relay.report())["outcome"] == "ok"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="TurnRunner._run awaits the previous turn inside "
+    "contextlib.suppress(asyncio.CancelledError, Exception): a turn cancelled while it waits "
+    "for the previous one to stop swallows its own cancellation and answers anyway "
+    "(relay/headset/runner.py, _run)",
+)
+async def test_barge_in_while_the_previous_answer_stops_cancels_the_waiting_turn(make_relay):
+    # The first answer's second sentence is being spoken by a stream slow to stop.
+    hold = Hold(calls={2}, after=1, stops_late=True)
+    relay = await make_relay(
+        llm=FakeLlm([SENTENCES, ("Second.",), ("Third.",)]),
+        tts=FakeTts(holds={"synthesize": hold}),
+    )
+    journal, headset = relay.journal, relay.headset
+    first = relay.runner.begin(_utterance(1))
+    await relay.wait_until(lambda: len(headset.wavs) == 1 and hold.reached.is_set())
+
+    second = relay.runner.begin(_utterance(2))
+    await relay.wait_until(lambda: journal.of("tts", "synthesize")[1].stopping)
+    # The second utterance's turn now waits for the first to stop; a third one interrupts it.
+    third = relay.runner.begin(_utterance(3))
+    hold.release.set()
+    await _finished(third)
+
+    assert first.cancelled() and second.cancelled()
+    asked = [c.args["wav"] for c in journal.of("asr", "transcribe")]
+    assert asked == [_utterance(1), _utterance(3)]
+    assert len(headset.wavs) == 2
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a cancellation that lands while the runner awaits a Redis command is lost: redis-py "
+    "8.1.0 writes each command through asyncio.wait_for, which on Python 3.11 returns the "
+    "result instead of raising CancelledError when the write finished in the same loop step. "
+    "A barge-in as the first clip is sent (TurnRunner._play -> _mark_change) is ignored and the "
+    "old answer plays on (relay/headset/runner.py, _play/_mark_change; also _input, _finish)",
+)
+async def test_barge_in_as_the_first_clip_is_sent_cancels_the_answer(make_relay):
+    relay = await make_relay(
+        asr=FakeAsr(["first question", "second question"]),
+        llm=FakeLlm([SENTENCES, ("Sure.",)]),
+    )
+    headset = relay.headset
+    first = relay.runner.begin(_utterance(1))
+    # Wakes as the first WAV is handed over, while the runner goes on to mark it in Redis.
+    await relay.wait_until(lambda: len(headset.wavs) == 1)
+    second = relay.runner.begin(_utterance(2))
+    await _finished(second)
+
+    assert first.cancelled()
+    assert headset.wavs == [relay.wav(SENTENCES[0]), relay.wav("Sure.")]
+
+
+@pytest.mark.parametrize(
+    ("fakes", "stage", "spoken"),
+    _failures("asr", "asr-input", "llm-after-a-sentence", "tts-second-sentence", "internal"),
+)
+async def test_failed_turn_ends_with_one_apology(make_relay, fakes, stage, spoken):
+    relay = await make_relay(**fakes())
+    await _finished(relay.runner.begin(_utterance()))
+
+    apology = await relay.assets.apology(stage)
+    headset = relay.headset
+    assert headset.wavs == [*(relay.wav(s) for s in SENTENCES[:spoken]), apology]
+    report = await relay.report()
+    assert (report["outcome"], report["sentences"]) == ("error", spoken)
+    assert relay.count("solami_relay_errors_total", kind=stage) == 1
+    assert relay.count("solami_relay_turns_total", method=AGENT_METHOD, outcome="error") == 1
+    kept = [(m.role, m.text) for m in await relay.history()]
+    assert kept == ([("user", DEFAULT_TRANSCRIPT), ("character", SENTENCES[0])] if spoken else [])
+    assert _all_ended(relay.journal)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="TurnRunner._run sends the apology as soon as the turn fails, not when the clip "
+    "already sent has played; the headset replaces the playing WAV, so the apology cuts that "
+    "sentence off (relay/headset/runner.py, the TurnError branch of _run), which _play's "
+    "pacing promises never happens to speech",
+)
+async def test_apology_waits_for_the_sentence_already_playing(make_relay):
+    llm = FakeLlm([SENTENCES], faults={"generate": Fault(after=1)}, delays={"generate": 0.01})
+    relay = await make_relay(llm=llm)
+    await _finished(relay.runner.begin(_utterance()))
+
+    headset = relay.headset
+    assert len(headset.wavs) == 2
+    spoken_s = relay.clients.tts.speech_for(SENTENCES[0]).duration_s
+    assert headset.starts[1] >= headset.starts[0] + spoken_s - CLOCK_SLACK_S
+
+
+async def test_history_keeps_only_the_clips_that_reached_the_headset(make_relay):
+    relay = await make_relay(llm=FakeLlm([SENTENCES]))
+    relay.headset.drop = {1}
+    await _finished(relay.runner.begin(_utterance()))
+
+    assert relay.headset.wavs == [relay.wav(SENTENCES[0]), relay.wav(SENTENCES[2])]
+    assert (await relay.history())[1].text == f"{SENTENCES[0]} {SENTENCES[2]}"
+    assert (await relay.report())["sentences"] == 2
+
+
+async def test_character_change_cancels_the_running_turn(make_relay):
+    hold = Hold(calls={2}, after=1)
+    relay = await make_relay(llm=FakeLlm([SENTENCES]), tts=FakeTts(holds={"synthesize": hold}))
+    first_session = relay.character.session
+    task = relay.runner.begin(_utterance())
+    await relay.wait_until(lambda: len(relay.headset.wavs) == 1 and hold.reached.is_set())
+
+    await relay.redis.set(HEADSET.key(keys.CHAR_ID), "Vrmgirl")
+    await relay.character.sync()
+
+    assert task.cancelled()
+    assert relay.character.char_id == "Vrmgirl"
+    assert relay.character.session.session_id != first_session.session_id
+    assert relay.headset.wavs == [relay.wav(SENTENCES[0])]
+    assert relay.journal.of("tts", "synthesize")[1].outcome == "stopped"
+    assert _all_ended(relay.journal)
+    assert (await relay.report())["outcome"] == "cancelled"
+    assert relay.count("solami_relay_barge_ins_total") == 0
+    kept = [(m.role, m.text) for m in await relay.history(first_session.session_id)]
+    assert kept == [("user", DEFAULT_TRANSCRIPT), ("character", SENTENCES[0])]
+    assert await relay.history() == []
