@@ -277,25 +277,15 @@ class LlmEngine(Engine):
             finally:
                 await pieces.aclose()
             tokens = parse_solami(raw)
-            if tokens.speech and tokens.body:
+            complete = bool(tokens.speech and tokens.body)
+            if complete:
                 if not sent.committed:
                     sent.committed = True
                     yield TextDelta(raw)
                 for event in sent.new_events(tokens, final=True):
                     yield event
-                yield Finished(
-                    stats.finish_reason or "stop",
-                    stats.prompt_tokens,
-                    stats.cached_prompt_tokens,
-                    stats.completion_tokens,
-                    attempt,
-                    first_token_ms,
-                    _ms_since(started),
-                    dropped,
-                    tokens=tokens,
-                )
-                return
-            if sent.committed or attempt == self.settings.max_attempts:
+            # A complete reply ends the turn; so does a streamed or last try, complete or not.
+            if complete or sent.committed or attempt == self.settings.max_attempts:
                 yield Finished(
                     stats.finish_reason or "stop",
                     stats.prompt_tokens,
