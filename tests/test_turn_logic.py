@@ -401,15 +401,12 @@ async def test_solami_history_cuts_the_units_to_what_was_played():
     assert reply.speech_units == list(range(100))
     assert (reply.body_ids, reply.hand_ids) == ([1, 2, 5], [3, 4, 6])
     assert turn.history(clips, finished=True)[1].speech_units == list(range(120))
-    assert turn.history([], finished=True) == []
+    # Nothing played: the user was still heard when the turn finished, as for the agent methods.
+    heard = turn.history([], finished=True)
+    assert [m.role for m in heard] == ["user", "character"] and heard[1].speech_units == []
+    assert turn.history([], finished=False) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SolamiTurn.history cuts the units of self._reply, which is only set by the LLM's "
-    "final Reply: a turn interrupted while the LLM still streams keeps none of the units it "
-    "played (relay/turns/solami.py, history)",
-)
 async def test_solami_history_keeps_the_units_played_before_an_interruption():
     reply = [SpeechUnits(list(range(start, start + 50))) for start in (0, 50, 100)]
     clients = fake_clients(llm=FakeLlm([reply], holds={"generate": Hold(after=2)}))
@@ -655,13 +652,6 @@ async def test_barge_in_cancels_the_answer_in_progress(make_relay, interrupted):
     assert (await relay.report())["outcome"] == "ok"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="TurnRunner._run awaits the previous turn inside "
-    "contextlib.suppress(asyncio.CancelledError, Exception): a turn cancelled while it waits "
-    "for the previous one to stop swallows its own cancellation and answers anyway "
-    "(relay/headset/runner.py, _run)",
-)
 async def test_barge_in_while_the_previous_answer_stops_cancels_the_waiting_turn(make_relay):
     # The first answer's second sentence is being spoken by a stream slow to stop.
     hold = Hold(calls={2}, after=1, stops_late=True)
@@ -686,14 +676,6 @@ async def test_barge_in_while_the_previous_answer_stops_cancels_the_waiting_turn
     assert len(headset.wavs) == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a cancellation that lands while the runner awaits a Redis command is lost: redis-py "
-    "8.1.0 writes each command through asyncio.wait_for, which on Python 3.11 returns the "
-    "result instead of raising CancelledError when the write finished in the same loop step. "
-    "A barge-in as the first clip is sent (TurnRunner._play -> _mark_change) is ignored and the "
-    "old answer plays on (relay/headset/runner.py, _play/_mark_change; also _input, _finish)",
-)
 async def test_barge_in_as_the_first_clip_is_sent_cancels_the_answer(make_relay):
     relay = await make_relay(
         asr=FakeAsr(["first question", "second question"]),
@@ -730,13 +712,6 @@ async def test_failed_turn_ends_with_one_apology(make_relay, fakes, stage, spoke
     assert _all_ended(relay.journal)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="TurnRunner._run sends the apology as soon as the turn fails, not when the clip "
-    "already sent has played; the headset replaces the playing WAV, so the apology cuts that "
-    "sentence off (relay/headset/runner.py, the TurnError branch of _run), which _play's "
-    "pacing promises never happens to speech",
-)
 async def test_apology_waits_for_the_sentence_already_playing(make_relay):
     llm = FakeLlm([SENTENCES], faults={"generate": Fault(after=1)}, delays={"generate": 0.01})
     relay = await make_relay(llm=llm)

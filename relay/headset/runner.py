@@ -86,8 +86,9 @@ class TurnRunner:
 
     async def _run(self, wav: bytes, previous: asyncio.Task[None] | None) -> None:
         if previous is not None:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await previous
+            # Waits for the interrupted answer to stop without taking on its outcome; this
+            # turn's own cancellation (a newer utterance) still ends it here.
+            await asyncio.wait({previous})
         if self._character.session is None:
             await self._character.sync(force=True)
         session, animator = self._character.session, self._character.animator
@@ -98,11 +99,13 @@ class TurnRunner:
         body: BodyMotion | None = None
         outcome = "ok"
         replies = None
+        # When the audio sent so far ends on the headset.
+        speech_end = self._now()
         self._metrics.inflight_turns.inc()
         try:
             request = await self._input(turn, session, turn_id, wav)
+            _raise_if_cancelled()
             replies = turn.run(request)
-            speech_end = self._now()
             async for item in replies:
                 if isinstance(item, Clip):
                     speech_end, sent = await self._play(item, speech_end, animator)
@@ -134,14 +137,12 @@ class TurnRunner:
                 stage=exc.stage,
                 reason=exc.reason,
             )
-            animator.stop(self._now())
-            await self._send(await self._assets.apology(exc.stage))
+            await self._apologise(exc.stage, speech_end, animator)
         except Exception:  # a bug must cost one answer, not the headset's link
             outcome = "error"
             self._metrics.errors_total.labels("internal").inc()
             log.exception("turn %s failed", turn_id)
-            animator.stop(self._now())
-            await self._send(await self._assets.apology("internal"))
+            await self._apologise("internal", speech_end, animator)
         finally:
             if replies is not None:
                 # Closing the reply stream cancels what it still runs (LLM stream, speech,
@@ -149,6 +150,14 @@ class TurnRunner:
                 with contextlib.suppress(Exception):
                     await replies.aclose()
             await self._finish(turn, session, turn_id, outcome, spoken, body)
+
+    async def _apologise(self, stage: str, speech_end: float, animator: Animator) -> None:
+        """Sends the apology for a failed ``stage`` once the sentence already playing has
+        ended (the headset would cut it off), and returns the character to idle."""
+        apology = await self._assets.apology(stage)
+        await asyncio.sleep(max(0.0, speech_end - self._settings.send_ahead_s - self._now()))
+        animator.stop(self._now())
+        await self._send(apology)
 
     async def _input(self, turn: Turn, session, turn_id: str, wav: bytes) -> TurnInput:
         # The user's motion is consumed every turn (so the next turn starts from new frames).
@@ -223,9 +232,20 @@ class TurnRunner:
         if clip.index == 0:
             with contextlib.suppress(RedisError):
                 await self._mark_change()
+            _raise_if_cancelled()
         return start + clip.duration_s + ahead, True
 
     async def _mark_change(self) -> None:
         last = await self._redis.xrevrange(self._config.key(keys.CHARACTER_STREAM), count=1)
         if last:
             await self._redis.set(self._config.key(keys.CHANGE_ID), last[0][0])
+
+
+def _raise_if_cancelled() -> None:
+    """Raises the current task's pending cancellation. redis-py sends each command through
+    ``asyncio.wait_for`` (its socket timeout), which on Python 3.11 returns the command's result
+    instead of raising when the cancellation and the reply land in the same loop step; without
+    this check an interrupted answer would play on after a Redis call."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

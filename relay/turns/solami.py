@@ -41,6 +41,7 @@ class SolamiTurn(Turn):
     def __init__(self, clients: ServiceClients) -> None:
         super().__init__(clients)
         self._user = Message("user")
+        # The reply as far as the LLM has streamed it (replaced by its parsed whole at the end).
         self._reply = Message("character")
 
     async def run(self, request: TurnInput) -> AsyncIterator[TurnEvent]:
@@ -79,7 +80,7 @@ class SolamiTurn(Turn):
 
     def history(self, spoken: list[Clip], finished: bool) -> list[Message]:
         """The user's tokens and the reply's, its speech units cut to what was played."""
-        if not spoken:
+        if not spoken and not (self._user.speech_units and finished):
             return []
         played_s = sum(clip.duration_s for clip in spoken)
         reply = self._reply
@@ -132,8 +133,11 @@ class SolamiTurn(Turn):
             async for event in events:
                 if isinstance(event, SpeechUnits):
                     self.log.mark("llm_first_sentence")
+                    self._reply.speech_units.extend(event.ids)
                     await units.put(event.ids)
                 elif isinstance(event, MotionTokens):
+                    self._reply.body_ids.extend(event.body_ids)
+                    self._reply.hand_ids.extend(event.hand_ids)
                     await motion.put((event.body_ids, event.hand_ids))
                 elif isinstance(event, Reply):
                     self._reply = event.message
