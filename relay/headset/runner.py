@@ -27,7 +27,7 @@ from relay.headset.inputs import HeadsetInputs
 from relay.metrics import RelayMetrics
 from relay.quest import keys
 from relay.recording import record_turn
-from relay.sessions import SessionStore
+from relay.sessions import Session, SessionStore
 from relay.settings import HeadsetConfig, RelaySettings
 from relay.turns import Clip, Turn, TurnInput, turn_for
 from relay.turns.base import new_turn_id
@@ -159,7 +159,7 @@ class TurnRunner:
         animator.stop(self._now())
         await self._send(apology)
 
-    async def _input(self, turn: Turn, session, turn_id: str, wav: bytes) -> TurnInput:
+    async def _input(self, turn: Turn, session: Session, turn_id: str, wav: bytes) -> TurnInput:
         # The user's motion is consumed every turn (so the next turn starts from new frames).
         user_motion = await self._inputs.user_motion()
         if not turn.reads_body:
@@ -170,7 +170,7 @@ class TurnRunner:
     async def _finish(
         self,
         turn: Turn,
-        session,
+        session: Session,
         turn_id: str,
         outcome: str,
         spoken: list[Clip],

@@ -125,7 +125,10 @@ class Turn(abc.ABC):
 
 
 async def animate(
-    clients: ServiceClients, turn: common_pb2.TurnContext, speech: Speech, turn_log=None
+    clients: ServiceClients,
+    turn: common_pb2.TurnContext,
+    speech: Speech,
+    turn_log: TurnLog | None = None,
 ) -> np.ndarray | None:
     """Face frames for ``speech``; None when the face service failed (the idle face plays)."""
     try:
@@ -143,7 +146,7 @@ async def text_to_motion(
     turn: common_pb2.TurnContext,
     phrase: str,
     seconds: float,
-    turn_log=None,
+    turn_log: TurnLog | None = None,
 ) -> BodyMotion | None:
     """A library motion for ``phrase``; None when the motion service failed (idle plays)."""
     try:
