@@ -41,9 +41,14 @@ WARMUP_S = 2.0
 
 
 def check_motion(
-    what: str, poses: np.ndarray, trans: np.ndarray, n_frames: int, z_up: bool,
-    min_frames: int, max_frames: int,
-) -> Motion:  # fmt: skip
+    what: str,
+    poses: np.ndarray,
+    trans: np.ndarray,
+    n_frames: int,
+    z_up: bool,
+    min_frames: int,
+    max_frames: int,
+) -> Motion:
     """Flat ``poses``/``trans`` values of ``n_frames`` frames -> a Y-up Motion, or InvalidInput
     saying what is wrong."""
     if n_frames < min_frames:

@@ -214,9 +214,11 @@ def save_tokenizers(directory: Path, tokenizers: Tokenizers, stats_file: str = S
 
 
 def random_tokenizers(
-    body: VQConfig = BODY, hand: VQConfig = HAND, transform: TransformConfig = TRANSFORM,
+    body: VQConfig = BODY,
+    hand: VQConfig = HAND,
+    transform: TransformConfig = TRANSFORM,
     seed: int = 0,
-) -> Tokenizers:  # fmt: skip
+) -> Tokenizers:
     """Randomly initialised tokenizers of the given architectures (tests, benchmarks); the
     codebooks are spread over the encoders' outputs for unit-variance input."""
     torch.manual_seed(seed)
