@@ -11,11 +11,16 @@ from scipy.spatial.transform import Rotation
 from relay.quest.coords import (
     USER_TRIM_HEAD_FRAMES,
     USER_TRIM_TAIL_FRAMES,
+    pose_snapshot_to_smplx,
+    smplx_to_pose_snapshot,
     smplx_to_unity_user_frames,
     trim_user_motion,
+    unity_world_to_yup,
     user_frames_to_smplx,
+    yup_to_unity_world,
 )
 from relay.quest.fields import format_rows
+from relay.quest.rig import Rig
 from solami.avatar.rotations import axis_angle_to_matrix, matrix_to_quat
 from solami.avatar.skeleton import JOINT_NAMES, PARENTS, global_rotations, local_rotations
 
@@ -108,6 +113,30 @@ def test_user_at_rest_facing_the_character_is_upright_in_y_up():
     np.testing.assert_allclose(forward[0], [0.0, 0.0, -1.0], atol=1e-6)  # facing the character
     np.testing.assert_allclose(trans[0], [0.0, STANDING_HEIGHT_M, 0.0], atol=1e-6)
     np.testing.assert_allclose(poses[0, 3:], 0.0, atol=1e-6)  # body joints stay at rest
+
+
+def test_world_positions_keep_x_and_y_and_flip_z():
+    points = np.random.default_rng(1).normal(size=(5, 3))
+    np.testing.assert_allclose(unity_world_to_yup(points), points * [1.0, 1.0, -1.0])
+    np.testing.assert_allclose(yup_to_unity_world(unity_world_to_yup(points)), points)
+
+
+def test_character_snapshot_root_is_a_world_position_like_the_users_pelvis():
+    """``aifbStream`` gives the root's Unity world position: read like the user's pelvis."""
+    rig = Rig.load(None, "Smplx")
+    entry = rig.rest_frame()
+    entry["pelvis_position"] = "0.25,0.97,1.36"
+    _, trans = pose_snapshot_to_smplx(entry, rig)
+    user_entry = identity_user_entry((0.25, 0.97, 1.36))
+    _, user_trans = user_frames_to_smplx([user_entry])
+    np.testing.assert_allclose(trans, user_trans, atol=1e-6)
+    again = smplx_to_pose_snapshot(*pose_snapshot_to_smplx(entry, rig), rig)
+    assert again["pelvis_position"] == "0.250000,0.970000,1.360000"
+    with pytest.raises(ValueError, match="one frame"):
+        smplx_to_pose_snapshot(np.zeros((2, 165)), np.zeros((2, 3)), rig)
+    del entry["pelvis_position"]
+    with pytest.raises(ValueError, match="Smplx pose entry 0: missing field 'pelvis_position'"):
+        pose_snapshot_to_smplx(entry, rig)
 
 
 def test_user_walking_forward_moves_along_the_body_forward_axis():

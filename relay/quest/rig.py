@@ -12,7 +12,8 @@ drives stay at rest, so a driven bone's change is taken relative to its nearest 
 The headset applies a bone's rotation as ``localRotation``: rest-relative to the parent bone, or
 to the rig's root parent (whose frame is the Y-up frame with X mirrored) for the root. The root's
 ``localPosition`` is the SMPL-X ``trans`` scaled by the ratio of the rig's rest pelvis height to
-SMPL-X's.
+SMPL-X's. That is the ``aiStream`` convention only: the headset's ``aifbStream`` snapshot gives
+the root's world position, which ``relay.quest.coords.pose_snapshot_to_smplx`` reads.
 """
 
 from __future__ import annotations
@@ -207,7 +208,10 @@ class Rig:
     def to_smplx(self, entries: Sequence[Entry]) -> tuple[np.ndarray, np.ndarray]:
         """Entries in this rig's ``aiStream`` format back to Y-up SMPL-X ``(poses, trans)``.
 
-        Bones an entry leaves out are taken at rest; SMPL-X joints driving no bone get no
+        ``<root>_position`` is read as the ``localPosition`` ``frames`` writes (the inverse of
+        ``frames``, for ``aiStream`` clips); an ``aifbStream`` snapshot's root position is a
+        world position: read it with ``relay.quest.coords.pose_snapshot_to_smplx``. Bones an
+        entry leaves out are taken at rest; SMPL-X joints driving no bone get no
         rotation of their own. Each entry needs ``<root>_position``; a malformed field raises
         ValueError naming it.
         """

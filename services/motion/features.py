@@ -162,7 +162,10 @@ def relative_transform(user: Motion, character: Motion, skeleton: Skeleton) -> n
     With ``F`` the turn about Y that makes a person face +Z and ``p`` the pelvis position:
     ``R = F_user^T @ F_character`` and ``d = F_character @ (p_user - p_character)``; the
     feature is ``[R[0, 0], R[2, 0], d_x, d_y, d_z]`` (the 6D entries 0 and 2 plus the
-    position: the SOLAMI transform tokenizer's input).
+    position: the SOLAMI transform tokenizer's input). Both clips must be in one world frame,
+    metres: training took the two people's pelvis positions from the same capture world
+    (``get_relative_pose``, original ``models/vla/motion/smplx_process.py``), and the relay
+    reads the character's root as a world position like the user's pelvis.
     """
     turns = []
     for motion in (user, character):
