@@ -26,6 +26,7 @@ from relay.headset.character import CharacterState
 from relay.headset.inputs import HeadsetInputs
 from relay.metrics import RelayMetrics
 from relay.quest import keys
+from relay.quest.coords import rest_character_pose
 from relay.recording import record_turn
 from relay.sessions import Session, SessionStore
 from relay.settings import HeadsetConfig, RelaySettings
@@ -164,7 +165,9 @@ class TurnRunner:
         user_motion = await self._inputs.user_motion()
         if not turn.reads_body:
             return TurnInput(session, turn_id, wav)
-        pose = await self._inputs.character_pose(self._character.rig)
+        rig = self._character.rig
+        # Without a snapshot the character stands at rest where the headset's scene puts it.
+        pose = await self._inputs.character_pose(rig) or rest_character_pose(rig)
         return TurnInput(session, turn_id, wav, user_motion, pose)
 
     async def _finish(
