@@ -43,7 +43,7 @@ from solami.engine import Engine
 from solami.errors import EngineUnavailable, InvalidInput
 
 WARMUP_TEXT = "Hello there, it is nice to meet you."
-# What a character says to make its Vocode voice prompt when it has no prompt file (~3 s).
+# What a character says to make its Vocode voice prompt when it has no prompt clip (~3 s).
 PROMPT_TEXT = "Hello there! It is a lovely day, and I am really glad to talk with you."
 WARMUP_CHARACTER = "Samantha"
 WARMUP_UNITS = 25
@@ -134,11 +134,12 @@ class TtsEngine(Engine):
         """A Synthesize stream for ``options``."""
         return SpeechSession(self, options)
 
-    def open_vocode(self, options: SpeechOptions) -> VocodeStream:
-        """A Vocode stream for ``options``; encodes the voice prompt the first time."""
+    def open_vocode(self, options: SpeechOptions, session_id: str = "") -> VocodeStream:
+        """A Vocode stream for ``options``, in the voice prompt ``session_id`` picks (the same
+        for every stream of a session); encodes that prompt the first time."""
         if self.vocoder is None:
             raise EngineUnavailable(VOCODE_OFF)
-        return VocodeStream(self, options)
+        return VocodeStream(self, options, session_id)
 
     def speak_prompt(self, voice: Voice, character: str) -> tuple[np.ndarray, int]:
         """A few seconds of ``voice`` from the text backend (a Vocode prompt)."""
@@ -205,10 +206,11 @@ class SpeechSession:
 class VocodeStream:
     """One Vocode stream: unit chunks in as they arrive, audio events out."""
 
-    def __init__(self, engine: TtsEngine, options: SpeechOptions) -> None:
+    def __init__(self, engine: TtsEngine, options: SpeechOptions, session_id: str = "") -> None:
         vocoder = engine.vocoder
         self.options = options
-        prompt = vocoder.prompt(options.character, VOICES[options.voice], engine.speak_prompt)
+        voice = VOICES[options.voice]
+        prompt = vocoder.prompt(options.character, voice, engine.speak_prompt, session_id)
         self._session = vocoder.session(prompt)
         self._out = AudioOut(
             VOCODE_RATE_HZ, options.sample_rate_hz, options.start_s, engine.settings.chunk_ms

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from services.tts.voices import MAX_PROMPT_S, MIN_PROMPT_S
 from solami.registry import SERVICES
 from solami.settings import ServiceSettings, SettingsError
 
@@ -25,8 +26,10 @@ class TtsSettings(ServiceSettings):
     piper_model: Path | None = None
     # XTTS-v2 model directory (config.json, model.pth, vocab.json); required for "xtts".
     xtts_dir: Path | None = None
-    # Directory of per-character voice prompts "<Character>.wav" (XTTS reference clips and
-    # Vocode prompts); a character without a file gets a prompt spoken by the text backend.
+    # Directory of voice prompt clips (Vocode prompts: "<Character>/*.wav|mp3|flac",
+    # "<Character>.wav" or the original's "<character>_<n>.mp3", one picked per session; XTTS
+    # reference clips: "<Character>.wav"); a character without one gets a prompt spoken by the
+    # text backend. Every clip is read and checked at start.
     voice_prompt_dir: Path | None = None
     # Torch device for XTTS and Vocode ("cpu", "cuda").
     device: str = "cpu"
@@ -48,8 +51,8 @@ class TtsSettings(ServiceSettings):
     speechtokenizer_checkpoint: str = "SpeechTokenizer.pt"
     # SoundStorm decoding iterations for RVQ layer 2 (layers 3-8 take one pass each).
     soundstorm_steps: int = 4
-    # Longest voice prompt given to SoundStorm, in seconds.
-    voice_prompt_s: float = 3.0
+    # Longest stretch of a voice prompt clip given to SoundStorm, in seconds (see MAX_PROMPT_S).
+    voice_prompt_s: float = MAX_PROMPT_S
     # Units of the previous chunk kept as context when rendering the next one.
     vocode_context_units: int = 25
     # Longest unit stream one Vocode call may carry, in seconds of speech.
@@ -77,6 +80,14 @@ class TtsSettings(ServiceSettings):
         for name in ("lead_words", "vocode_context_units"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{prefix}{name.upper()} must be >= 0")
-        for name in ("voice_prompt_s", "max_vocode_s"):
-            if getattr(self, name) <= 0:
-                raise SettingsError(f"{prefix}{name.upper()} must be > 0")
+        if self.max_vocode_s <= 0:
+            raise SettingsError(f"{prefix}MAX_VOCODE_S must be > 0")
+        if self.voice_prompt_s < MIN_PROMPT_S:
+            raise SettingsError(
+                f"{prefix}VOICE_PROMPT_S must be >= {MIN_PROMPT_S:g}: a shorter prompt carries "
+                "too little of a voice"
+            )
+        if self.voice_prompt_dir is not None and not self.voice_prompt_dir.is_dir():
+            raise SettingsError(
+                f"{prefix}VOICE_PROMPT_DIR {str(self.voice_prompt_dir)!r} is not a directory"
+            )

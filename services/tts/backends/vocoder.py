@@ -1,11 +1,13 @@
 """SOLAMI speech units -> waveform in a character's voice: SoundStorm + SpeechTokenizer decoder.
 
 Each chunk of RVQ-1 units is completed to all eight RVQ layers by SoundStorm, prompted with
-the character's voice (the 8-layer tokens of a few seconds of their speech, encoded once and
-cached) followed by the last units of the previous chunk. The SpeechTokenizer decoder renders
-the chunk together with that left context; the audio of the chunk's last units is held back
-and cross-faded with its re-rendering in the next chunk, so chunks join without seams. The
-output has exactly 320 samples at 16 kHz (20 ms) per unit.
+the character's voice (the 8-layer tokens of one of their recorded prompt clips, the one the
+session's id picks, encoded whole up to the cap ``voices.MAX_PROMPT_S`` and cached per clip;
+or of a prompt spoken by the text backend when they have none) followed by the last units of
+the previous chunk. The SpeechTokenizer decoder renders the chunk together with that left
+context; the audio of the chunk's last units is held back and cross-faded with its
+re-rendering in the next chunk, so chunks join without seams. The output has exactly 320
+samples at 16 kHz (20 ms) per unit.
 """
 
 from __future__ import annotations
@@ -20,10 +22,10 @@ from services.speechtokenizer import load_speechtokenizer
 from services.tts.backends.base import PromptSpeaker
 from services.tts.backends.soundstorm import load_soundstorm
 from services.tts.speech import VOCODE_RATE_HZ
-from services.tts.voices import Voice
+from services.tts.voices import PromptClip, Voice, choose_prompt, load_prompts
 from solami import audio
 from solami.avatar.rates import UNIT_RATE_HZ
-from solami.errors import EngineUnavailable, InvalidInput
+from solami.errors import InvalidInput
 
 SAMPLE_RATE_HZ = VOCODE_RATE_HZ
 SAMPLES_PER_UNIT = SAMPLE_RATE_HZ // UNIT_RATE_HZ
@@ -31,10 +33,6 @@ CODEBOOK_SIZE = 1024
 NUM_LAYERS = 8
 # Units at the end of a chunk whose audio waits for the next chunk (the cross-fade length).
 CROSSFADE_UNITS = 2
-# Amplitude below which the start of a voice prompt counts as silence and is skipped.
-PROMPT_SILENCE = 0.01
-# Longest voice prompt file read, in seconds.
-MAX_PROMPT_FILE_S = 120.0
 
 
 class UnitVocoder:
@@ -56,44 +54,50 @@ class UnitVocoder:
         self._paths = (soundstorm_dir, soundstorm_checkpoint)
         self._tokenizer_paths = (speechtokenizer_dir, speechtokenizer_checkpoint)
         self._prompt_dir = prompt_dir
+        self._prompt_s = prompt_s
         self._prompt_samples = int(prompt_s * SAMPLE_RATE_HZ)
         self.steps = steps
         self.context_units = context_units
         self._device = device
         self._soundstorm = None
         self._tokenizer = None
-        # (character, voice name or "" for a recorded prompt) -> prompt tokens.
-        self._prompts: dict[tuple[str, str], torch.Tensor] = {}
+        # Each character's recorded prompt clips, read and checked by ``load``.
+        self._clips: dict[str, tuple[PromptClip, ...]] = {}
+        # (character, "clip" + its path | "voice" + the voice name) -> prompt tokens.
+        self._prompts: dict[tuple[str, str, str], torch.Tensor] = {}
         # One rendering at a time: torch already uses every core.
         self.lock = threading.Lock()
 
     def load(self) -> None:
+        # The prompt clips first: a bad one stops the start before the models take time to load.
+        if self._prompt_dir is not None:
+            self._clips = load_prompts(self._prompt_dir, SAMPLE_RATE_HZ, self._prompt_s)
         self._soundstorm = load_soundstorm(*self._paths, device=self._device)
         self._tokenizer = load_speechtokenizer(*self._tokenizer_paths, device=self._device)
 
-    def prompt(self, character: str, voice: Voice, speak: PromptSpeaker) -> torch.Tensor:
-        """The (1, frames, 8) prompt tokens of a character (or voice), encoded once.
+    def prompt(
+        self, character: str, voice: Voice, speak: PromptSpeaker, session_id: str = ""
+    ) -> torch.Tensor:
+        """The (1, frames, 8) prompt tokens a session of a character speaks with, encoded once.
 
-        The character's recorded prompt wins; without one the prompt is spoken in ``voice``,
-        so it is cached per character and voice."""
-        path = self._prompt_dir / f"{character}.wav" if self._prompt_dir and character else None
-        recorded = path is not None and path.is_file()
-        key = (character, "" if recorded else voice.name)
+        A character with recorded clips speaks with the one ``session_id`` picks, whatever the
+        voice; without one the prompt is spoken in ``voice``, so it is cached per voice."""
+        clips = self._clips.get(character, ())
+        clip = choose_prompt(clips, session_id) if clips else None
+        key = (
+            (character, "voice", voice.name)
+            if clip is None
+            else (character, "clip", str(clip.path))
+        )
         with self.lock:
             cached = self._prompts.get(key)
         if cached is not None:
             return cached
-        if recorded:
-            try:
-                samples, rate = audio.decode_wav(path.read_bytes(), MAX_PROMPT_FILE_S)
-            except InvalidInput as exc:
-                raise EngineUnavailable(f"voice prompt {path} cannot be used: {exc}") from None
+        if clip is not None:
+            samples = clip.samples
         else:
-            samples, rate = speak(voice, character)
-        samples = audio.resample(samples, rate, SAMPLE_RATE_HZ)
-        loud = np.flatnonzero(np.abs(samples) > PROMPT_SILENCE)
-        samples = samples[loud[0] :] if loud.size else samples
-        samples = samples[: self._prompt_samples]
+            spoken, rate = speak(voice, character)
+            samples = audio.resample(spoken, rate, SAMPLE_RATE_HZ)[: self._prompt_samples]
         wav = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))
         with self.lock, torch.inference_mode():
             codes = self._tokenizer.encode(wav.view(1, 1, -1).to(self._device), n_q=NUM_LAYERS)
