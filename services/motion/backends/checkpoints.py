@@ -7,13 +7,21 @@ or the original ``all_mean_variance_post.npz`` (pickled dicts ``smplx_feature`` 
 ``transforms``), which is also what ``save_tokenizers`` writes. The directory is trusted
 input, like any model file.
 
-The architecture is read off the state dict shapes (width, code book, depth, levels), so the
-original full-size files and the tiny models of the tests load through the same code.
+The ``.pth`` files are what the original writes (``get_motion_code_for_7Bpretrain.py``):
+``torch.save(model.vae_body.state_dict(), "body.pth")`` and the same for ``vae_hand`` and
+``vae_transform``, plain state dicts without a prefix, which its server loads with
+``strict=True``. The architecture is read off the state dict shapes (width, code book, depth,
+levels, stride, transform hidden width), so the original full-size files and the tiny models of
+the tests load through the same code; the dilation growth (3) and the ReLU activation are not
+recorded in the files and are those of the original configs. ``tests/fixtures/motion_vqvae``
+holds tiny checkpoints written by the original classes with their outputs, which these models
+reproduce.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +38,7 @@ from services.motion.backends.vqvae import (
     randomize_codebook,
 )
 from solami.avatar.features import BODY_FEATURE_DIMS, FEATURE_DIMS, TRANSFORM_DIMS
+from solami.avatar.rates import FRAMES_PER_TOKEN
 from solami.errors import EngineUnavailable
 
 BODY_FILE = "body.pth"
@@ -40,6 +49,8 @@ STATS_FILE = "mean_std.npz"
 TRANSFORM_PARTS = (0, 2, 6, 7, 8)
 # A zero standard deviation is replaced by this (as the original) to avoid dividing by zero.
 ZERO_STD_REPLACEMENT = 1e-9
+# How many missing or unexpected keys a layout error names.
+KEYS_NAMED = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,7 +152,71 @@ def write_stats(path: Path, stats: Stats) -> None:
     )
 
 
+class LayoutError(ValueError):
+    """A state dict that is not the original module's (missing, unexpected or misshapen keys)."""
+
+
+def _layout(name: str) -> str:
+    """What ``name`` must hold, for the error messages."""
+    part = Path(name).stem
+    kind = "VQVAE_Trans" if name == TRANSFORM_FILE else "VQVae"
+    return (
+        f"the original {kind} state dict (keys encoder.*, decoder.*, quantizer.codebook, no "
+        f"prefix) as torch.save(model.vae_{part}.state_dict(), {name!r}) writes it"
+    )
+
+
+def _first(keys: list[str]) -> str:
+    more = f" and {len(keys) - KEYS_NAMED} more" if len(keys) > KEYS_NAMED else ""
+    return ", ".join(keys[:KEYS_NAMED]) + more
+
+
+def _prefix_hint(state: dict[str, torch.Tensor]) -> str:
+    """Names a prefix in front of the original keys (a training checkpoint's ``vae_body.``)."""
+    for key in state:
+        for marker in ("encoder.", "quantizer."):
+            if marker in key and not key.startswith(marker):
+                prefix = key[: key.index(marker)]
+                return (
+                    f"; its keys carry the prefix {prefix!r} (a whole-model training checkpoint?): "
+                    "save only the tokenizer's own state dict"
+                )
+    return ""
+
+
+def _check_keys(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
+        found = []
+        if missing:
+            found.append(f"missing {_first(missing)}")
+        if unexpected:
+            found.append(f"unexpected {_first(unexpected)}")
+        raise LayoutError("; ".join(found) + _prefix_hint(state))
+    wrong = [k for k, v in expected.items() if tuple(state[k].shape) != tuple(v.shape)]
+    if wrong:
+        shapes = ", ".join(
+            f"{k} {tuple(state[k].shape)} (expected {tuple(expected[k].shape)})"
+            for k in wrong[:KEYS_NAMED]
+        )
+        raise LayoutError(f"misshapen {shapes}")
+
+
+def _require(state: dict[str, torch.Tensor], *keys: str) -> None:
+    missing = [k for k in keys if k not in state]
+    if missing:
+        parts = ("encoder.", "decoder.", "quantizer.")
+        unexpected = [k for k in state if not k.startswith(parts)]
+        found = f"missing {_first(missing)}"
+        if unexpected:
+            found += f"; unexpected {_first(unexpected)}"
+        raise LayoutError(found + _prefix_hint(state))
+
+
 def _config_of(state: dict[str, torch.Tensor]) -> VQConfig:
+    _require(state, "encoder.model.0.weight", "encoder.model.2.0.weight", "quantizer.codebook")
     first = state["encoder.model.0.weight"]
     down_t = 0
     while f"encoder.model.{2 + down_t}.0.weight" in state:
@@ -149,6 +224,7 @@ def _config_of(state: dict[str, torch.Tensor]) -> VQConfig:
     depth = 0
     while f"encoder.model.2.1.model.{depth}.conv1.weight" in state:
         depth += 1
+    _require(state, f"encoder.model.{2 + down_t}.weight")
     codebook = state["quantizer.codebook"]
     return VQConfig(
         nfeats=int(first.shape[1]),
@@ -156,38 +232,74 @@ def _config_of(state: dict[str, torch.Tensor]) -> VQConfig:
         code_dim=int(codebook.shape[1]),
         output_emb_width=int(state[f"encoder.model.{2 + down_t}.weight"].shape[0]),
         down_t=down_t,
+        # The down-sampling convolutions have kernel 2 * stride.
+        stride_t=int(state["encoder.model.2.0.weight"].shape[-1]) // 2,
         width=int(first.shape[0]),
         depth=depth,
+    )
+
+
+def _transform_config_of(state: dict[str, torch.Tensor]) -> TransformConfig:
+    _require(state, "encoder.fc1.weight", "quantizer.codebook")
+    fc1 = state["encoder.fc1.weight"]
+    codebook = state["quantizer.codebook"]
+    return TransformConfig(
+        nfeats=int(fc1.shape[1]),
+        code_num=int(codebook.shape[0]),
+        code_dim=int(codebook.shape[1]),
+        hidden_scale=max(1, int(fc1.shape[0]) // 16),
     )
 
 
 def _load_state(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise EngineUnavailable(f"motion tokenizer checkpoint not found: {path}")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    return state.get("state_dict", state) if isinstance(state, dict) else state
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
+        raise EngineUnavailable(
+            f"{path}: not a plain torch state dict (weights-only load: {type(exc).__name__}); "
+            f"expected {_layout(path.name)}"
+        ) from None
+    state = state.get("state_dict", state) if isinstance(state, dict) else state
+    if not isinstance(state, dict):
+        raise EngineUnavailable(f"{path}: not a state dict; expected {_layout(path.name)}")
+    return state
+
+
+def _build(path: Path, state: dict[str, torch.Tensor]) -> VQVae | TransformVQ:
+    """The model of one file, loaded strictly; a bad layout names the first bad keys."""
+    try:
+        if path.name == TRANSFORM_FILE:
+            model: VQVae | TransformVQ = TransformVQ(_transform_config_of(state))
+        else:
+            config = _config_of(state)
+            if config.stride_t != 2 or config.frames_per_token != FRAMES_PER_TOKEN:
+                raise LayoutError(
+                    f"{config.down_t} down-sampling levels of stride {config.stride_t} give "
+                    f"{config.frames_per_token} frames per token; SOLAMI uses 2 levels of "
+                    f"stride 2 ({FRAMES_PER_TOKEN} frames per token, and the original decoder "
+                    "always up-samples by 2)"
+                )
+            model = VQVae(config)
+        _check_keys(model, state)
+        model.load_state_dict(state, strict=True)
+    except (LayoutError, RuntimeError) as exc:
+        raise EngineUnavailable(
+            f"{path}: not a SOLAMI motion tokenizer checkpoint: {exc}; "
+            f"expected {_layout(path.name)}"
+        ) from None
+    return model
 
 
 def load_tokenizers(
     directory: Path, stats_file: str = STATS_FILE, device: str = "cpu"
 ) -> Tokenizers:
     """Builds the tokenizers from a checkpoint directory (strict state-dict loading)."""
-    body_state = _load_state(directory / BODY_FILE)
-    hand_state = _load_state(directory / HAND_FILE)
-    transform_state = _load_state(directory / TRANSFORM_FILE)
-    try:
-        body = VQVae(_config_of(body_state))
-        hand = VQVae(_config_of(hand_state))
-        codebook = transform_state["quantizer.codebook"]
-        transform = TransformVQ(
-            TransformConfig(code_num=codebook.shape[0], code_dim=codebook.shape[1])
-        )
-        for model, state in ((body, body_state), (hand, hand_state), (transform, transform_state)):
-            model.load_state_dict(state, strict=True)
-    except (KeyError, RuntimeError) as exc:
-        raise EngineUnavailable(
-            f"{directory}: not a SOLAMI motion tokenizer checkpoint: {exc}"
-        ) from None
+    body, hand, transform = (
+        _build(directory / name, _load_state(directory / name))
+        for name in (BODY_FILE, HAND_FILE, TRANSFORM_FILE)
+    )
     if (
         body.config.nfeats != BODY_FEATURE_DIMS
         or hand.config.nfeats != FEATURE_DIMS - BODY_FEATURE_DIMS
@@ -195,6 +307,11 @@ def load_tokenizers(
         raise EngineUnavailable(
             f"{directory}: body/hand tokenizers take {body.config.nfeats}/{hand.config.nfeats} "
             f"dims, expected {BODY_FEATURE_DIMS}/{FEATURE_DIMS - BODY_FEATURE_DIMS}"
+        )
+    if transform.config.nfeats != TRANSFORM_DIMS:
+        raise EngineUnavailable(
+            f"{directory}: the transform tokenizer takes {transform.config.nfeats} dims, "
+            f"expected {TRANSFORM_DIMS}"
         )
     stats = read_stats(directory / stats_file)
     models = tuple(m.to(device).eval() for m in (body, hand, transform))

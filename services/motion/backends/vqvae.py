@@ -1,8 +1,13 @@
 """The SOLAMI motion tokenizers: T2M-GPT-style 1D-conv VQ-VAEs and the relative-transform VQ.
 
-Module and parameter names match the original ``mGPT.archs.mgpt_vq`` (``VQVae``,
-``VQVAE_Trans``) so that its ``body.pth``, ``hand.pth`` and ``transform.pth`` state dicts load
-with ``strict=True``. Unlike the original, encode and decode work on batches.
+Module and parameter names match the original ``VQVae`` and ``VQVAE_Trans`` (SOLAMI's
+``models/vla/motion/vqvae.py``, which its server imports; the same code as its
+``models/motiongpt/mGPT/archs/mgpt_vq.py`` and MotionGPT's ``mGPT.archs.mgpt_vq``) so that its
+``body.pth``, ``hand.pth`` and ``transform.pth`` state dicts load with ``strict=True``, and the
+computation is the same: ``tests/test_motion_golden.py`` checks tiny checkpoints written by the
+original code against its recorded ids (exactly) and decoded features. Unlike the original,
+``encode`` returns the ids alone and ``decode`` works on batches (the original decodes one
+sequence); the original decoder always up-samples by 2, so only ``stride_t=2`` is the original.
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ class TransformConfig:
     nfeats: int = 5
     code_num: int = 256
     code_dim: int = 16
+    # Hidden widths 16 and 32 times this (fixed at 3 in the original).
     hidden_scale: int = 3
 
 
