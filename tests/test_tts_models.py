@@ -1,4 +1,5 @@
-"""The models behind the tts service, in process: SoundStorm's checkpoint layout and decoding,
+"""The models behind the tts service, in process: SoundStorm's checkpoint layout and decoding
+(tests/test_soundstorm_golden.py compares it with the original),
 the unit vocoder's prompts and chunk joins, the eSpeak and Piper backends' timings, effects
 and the audio outlet."""
 
@@ -34,7 +35,7 @@ from tests.support.tts_models import (
 )
 from tests.support.tts_streams import median_pitch_hz
 
-# Parameter names (and shapes, for the tiny config) of soundstorm-speechtokenizer's SoundStorm.
+# Parameter names (and shapes, for the tiny config) of the SOLAMI/AnyGPT SoundStorm.
 REFERENCE_KEYS = {
     "semantic_token_emb.weight": (1024, 32),
     "net.code_embeds.weight": (1025 * 7, 32),
@@ -43,16 +44,26 @@ REFERENCE_KEYS = {
     "net.conformer.layers.0.attn.fn.to_q.weight": (32, 32),
     "net.conformer.layers.0.attn.fn.to_kv.weight": (64, 32),
     "net.conformer.layers.0.attn.fn.to_out.bias": (32,),
-    "net.conformer.layers.0.conv.net.2.weight": (128, 32, 1),
-    "net.conformer.layers.0.conv.net.4.conv.weight": (64, 1, 5),
-    "net.conformer.layers.0.conv.net.6.gamma": (1, 64, 1),
-    "net.conformer.layers.0.conv.net.7.weight": (32, 64, 1),
+    "net.conformer.layers.0.conv.net1.0.weight": (32,),
+    "net.conformer.layers.0.conv.net1.2.weight": (128, 32, 1),
+    "net.conformer.layers.0.conv.ds_conv.conv.weight": (64, 1, 5),
+    "net.conformer.layers.0.conv.net2.1.gamma": (1, 64, 1),
+    "net.conformer.layers.0.conv.net2.2.weight": (32, 64, 1),
     "net.conformer.layers.0.ff2.fn.fn.net.3.weight": (32, 128),
     "net.conformer.layers.0.post_norm.bias": (32,),
     "net.heads.0.weight": (7 * 32, 32),
     "net.to_logits.0.weight": (32,),
     "net.to_logits.2.weight": (7, 32, 1024),
     "net.to_logits.2.bias": (1, 1, 7, 1024),
+}
+
+# The same conv parameters in soundstorm-speechtokenizer's upstream layout.
+UPSTREAM_CONV_NAMES = {
+    "conv.net1.0.": "conv.net.0.",
+    "conv.net1.2.": "conv.net.2.",
+    "conv.ds_conv.": "conv.net.4.",
+    "conv.net2.1.": "conv.net.6.",
+    "conv.net2.2.": "conv.net.7.",
 }
 
 
@@ -89,14 +100,33 @@ def test_soundstorm_loader_is_strict_and_accepts_trainer_checkpoints(tmp_path, m
     assert isinstance(load_soundstorm(tmp_path, "trainer.pt"), SoundStorm)
     del state["net.heads.0.bias"]
     torch.save(state, tmp_path / "broken.pt")
-    with pytest.raises(RuntimeError, match=r"net\.heads\.0\.bias"):
+    with pytest.raises(EngineUnavailable, match=r"missing \['net\.heads\.0\.bias'\]"):
         load_soundstorm(tmp_path, "broken.pt")
     with pytest.raises(EngineUnavailable, match="missing"):
         load_soundstorm(tmp_path, "absent.pt")
     assert read_config(tmp_path / "no-config") == SoundStormConfig()
 
 
-def test_soundstorm_completes_all_layers_greedily(soundstorm):
+def test_soundstorm_checkpoint_in_another_layout_fails_naming_keys(tmp_path, model_dirs):
+    state = torch.load(model_dirs[0] / SOUNDSTORM_CHECKPOINT, weights_only=True)
+    save_random_soundstorm(tmp_path, TINY_SOUNDSTORM, "a.pt")
+    # soundstorm-speechtokenizer's own layout: one Sequential "conv.net" for the conv module.
+    upstream = {}
+    for key, value in state.items():
+        for ours, theirs in UPSTREAM_CONV_NAMES.items():
+            key = key.replace(ours, theirs)
+        upstream[key] = value
+    torch.save(upstream, tmp_path / "upstream.pt")
+    with pytest.raises(EngineUnavailable, match=r"conv\.net1 / conv\.ds_conv / conv\.net2") as info:
+        load_soundstorm(tmp_path, "upstream.pt")
+    assert "net.conformer.layers.0.conv.net1.0.weight" in str(info.value)
+    state["net.heads.0.bias"] = torch.zeros(3)
+    torch.save(state, tmp_path / "resized.pt")
+    with pytest.raises(EngineUnavailable, match=r"net\.heads\.0\.bias \(3,\) != \(224,\)"):
+        load_soundstorm(tmp_path, "resized.pt")
+
+
+def test_soundstorm_completes_all_layers_from_the_prompt(soundstorm):
     generator = torch.Generator().manual_seed(0)
     semantic = torch.randint(0, 1024, (1, 40), generator=generator)
     prompt = torch.randint(0, 1024, (1, 30, 8), generator=generator)
@@ -104,8 +134,13 @@ def test_soundstorm_completes_all_layers_greedily(soundstorm):
     assert codes.shape == (1, 40, 8)
     assert torch.equal(codes[:, :, 0], semantic)
     assert int(codes.min()) >= 0 and int(codes.max()) < 1024
+    # Sampling is seeded per call: the same call gives the same codes.
     assert torch.equal(codes, soundstorm.generate(semantic, prompt, steps=4))
+    seeded = torch.Generator().manual_seed(0)
+    assert torch.equal(codes, soundstorm.generate(semantic, prompt, 4, generator=seeded))
     assert soundstorm.generate(semantic, None, steps=1).shape == (1, 40, 8)
+    # The prompt's tokens are never returned and it may be longer than the target.
+    assert soundstorm.generate(semantic[:, :5], prompt, steps=2).shape == (1, 5, 8)
 
 
 @pytest.mark.slow

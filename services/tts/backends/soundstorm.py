@@ -1,11 +1,28 @@
 """SoundStorm for SpeechTokenizer: RVQ-1 units -> RVQ layers 2-8, conditioned on a voice prompt.
 
-The architecture and parameter names are those of soundstorm-speechtokenizer (a conformer
-from soundstorm-pytorch with summed per-quantizer code embeddings, one logit head per
-quantizer, and the semantic RVQ-1 tokens added as a condition), so its released checkpoints
-load with ``strict=True``. Decoding is MaskGIT: RVQ-2 is unmasked over ``steps`` greedy
-iterations with a cosine schedule, each higher layer in one greedy pass; the prompt's
-acoustic tokens stay fixed.
+This is the SoundStorm that SOLAMI and AnyGPT load from ``speechtokenizer_soundstorm_mls.pt``
+(their vendored ``soundstorm_speechtokenizer`` package, itself soundstorm-speechtokenizer with
+the conformer's conv module split into ``net1`` / ``ds_conv`` / ``net2``). The parameter names
+are theirs, so that checkpoint loads into ours with ``strict=True`` as it does into theirs: a
+conformer with summed per-quantizer code embeddings, the semantic RVQ-1 tokens added as a
+condition, one logit head per quantizer, attention computed as in their ``attn_flash=False``
+configuration.
+
+Decoding is theirs too (``SoundStorm.generate`` as SOLAMI calls it: ``steps`` = ``vc_steps`` =
+4, ``greedy=True``, top-k threshold 0.7, one fully sampled level):
+
+- Level 0 (RVQ-2) takes ``steps + 1`` passes. Pass ``i`` keeps the top 30 % of the logits
+  and samples with Gumbel noise at temperature ``i / steps``; with ``greedy`` the last pass
+  is an argmax. Every pass writes the masked positions of every level of the target. After
+  pass ``i < steps`` the samples are ranked by their softmax probability over every frame
+  (prompt included) and every level; the ``floor(cos(pi/2 * i/steps) * (prompt + target
+  frames))`` least likely are masked again where they lie on the target's level 0, and all
+  higher levels of the target are masked again. The prompt is never masked.
+- Each higher level takes one argmax pass (sampled at temperature 0 without ``greedy``) that
+  overwrites that level and all above it at every frame, the prompt's included.
+
+Sampling draws from a ``torch.Generator`` (seed 0 per call unless one is passed) in the
+original's order, so a seeded call reproduces the original's output for the same seed.
 """
 
 from __future__ import annotations
@@ -17,13 +34,24 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F  # noqa: N812
-from einops import rearrange
+from einops import rearrange, reduce
 from einops.layers.torch import EinMix, Rearrange
 from torch import nn
 
 from solami.errors import EngineUnavailable
 
 CONFIG_FILE = "config.json"
+# SOLAMI's generate_config.json "vc_steps".
+DEFAULT_STEPS = 4
+# Fraction of the vocabulary dropped before sampling (the original's ``topk_pres``).
+TOP_K_THRESHOLD = 0.7
+# Seed of a call's sampling when no generator is given.
+DEFAULT_SEED = 0
+# The original's epsilons in Gumbel sampling.
+_LOG_EPS = 1e-10
+_MIN_TEMPERATURE = 1e-10
+# How many offending keys a load error names.
+_KEYS_SHOWN = 5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,6 +134,9 @@ def _rotate_half(x: torch.Tensor) -> torch.Tensor:
 
 
 class Attention(nn.Module):
+    """Rotary self-attention, softmax(q k^T / sqrt(d)) v written out (the released model's
+    ``attn_flash=False`` path, so results match it to the bit)."""
+
     def __init__(self, dim: int, heads: int, dim_head: int) -> None:
         super().__init__()
         inner = heads * dim_head
@@ -119,7 +150,8 @@ class Attention(nn.Module):
         q, k, v = (rearrange(t, "b n (h d) -> b h n d", h=self.heads) for t in (q, k, v))
         q = q * rotary.cos() + _rotate_half(q) * rotary.sin()
         k = k * rotary.cos() + _rotate_half(k) * rotary.sin()
-        out = F.scaled_dot_product_attention(q, k, v)
+        sim = torch.einsum("b h i d, b h j d -> b h i j", q, k) * q.shape[-1] ** -0.5
+        out = torch.einsum("b h i j, b h j d -> b h i d", sim.softmax(dim=-1), v)
         return self.to_out(rearrange(out, "b h n d -> b n (h d)"))
 
 
@@ -139,15 +171,20 @@ class FeedForward(nn.Module):
 
 
 class ConformerConvModule(nn.Module):
+    """Pointwise conv + GLU (``net1``), depthwise conv (``ds_conv``), Swish, channel norm and
+    pointwise conv (``net2``): the SOLAMI/AnyGPT split of the module."""
+
     def __init__(self, dim: int, expansion_factor: int, kernel_size: int) -> None:
         super().__init__()
         inner = dim * expansion_factor
-        self.net = nn.Sequential(
+        self.net1 = nn.Sequential(
             nn.LayerNorm(dim),
             Rearrange("b n c -> b c n"),
             nn.Conv1d(dim, inner * 2, 1),
             GLU(dim=1),
-            DepthWiseConv1d(inner, kernel_size),
+        )
+        self.ds_conv = DepthWiseConv1d(inner, kernel_size)
+        self.net2 = nn.Sequential(
             Swish(),
             ChanLayerNorm(inner),
             nn.Conv1d(inner, dim, 1),
@@ -156,7 +193,7 @@ class ConformerConvModule(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        return self.net2(self.ds_conv(self.net1(x)))
 
 
 class ConformerBlock(nn.Module):
@@ -224,10 +261,24 @@ class ConformerWrapper(nn.Module):
         )
 
     def forward(self, codes: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        """codes (b, n, q) with ``codebook_size`` as the mask id -> logits (b, n, q, l)."""
-        x = self.code_embeds(codes + self.quantizer_offsets).sum(dim=2) + cond
-        logits = self.to_logits(self.heads(self.conformer(x)))
-        return rearrange(logits, "b (n q) l -> b n q l", q=self.num_quantizers)
+        """codes (b, n, q) with ``codebook_size`` as the mask id -> logits (b, n * q, l)."""
+        x = reduce(self.code_embeds(codes + self.quantizer_offsets), "b n q d -> b n d", "sum")
+        return self.to_logits(self.heads(self.conformer(x + cond)))
+
+
+def _top_k(logits: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Logits outside the top ``ceil((1 - threshold) * vocabulary)`` set to -inf."""
+    k = math.ceil((1 - threshold) * logits.shape[-1])
+    values, indices = logits.topk(k, dim=-1)
+    return torch.full_like(logits, -math.inf).scatter_(-1, indices, values)
+
+
+def _gumbel_sample(
+    logits: torch.Tensor, temperature: float, generator: torch.Generator
+) -> torch.Tensor:
+    uniform = torch.empty_like(logits).uniform_(0, 1, generator=generator)
+    noise = -torch.log(-torch.log(uniform + _LOG_EPS) + _LOG_EPS)
+    return (logits / max(temperature, _MIN_TEMPERATURE) + noise).argmax(dim=-1)
 
 
 class SoundStorm(nn.Module):
@@ -243,31 +294,64 @@ class SoundStorm(nn.Module):
 
     @torch.inference_mode()
     def generate(
-        self, semantic: torch.Tensor, prompt: torch.Tensor | None = None, steps: int = 4
+        self,
+        semantic: torch.Tensor,
+        prompt: torch.Tensor | None = None,
+        steps: int = DEFAULT_STEPS,
+        *,
+        greedy: bool = True,
+        top_k_threshold: float = TOP_K_THRESHOLD,
+        sampled_levels: int = 1,
+        generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """semantic (1, n) RVQ-1 ids, prompt (1, p, 1 + q) codes -> (1, n, 1 + q) codes."""
+        """semantic (b, n) RVQ-1 ids, prompt (b, p, 1 + q) codes -> (b, n, 1 + q) codes.
+
+        ``sampled_levels`` is the original's ``num_full_sampling_levels``: how many levels
+        take ``steps + 1`` passes (the rest one pass each)."""
+        if steps < 1:
+            raise ValueError(f"SoundStorm needs at least one decoding step, got {steps}")
         q = self.config.num_quantizers
-        n = semantic.shape[1]
-        known = semantic.new_zeros((1, 0, q)) if prompt is None else prompt[:, :, 1:]
-        cond_ids = semantic if prompt is None else torch.cat([prompt[:, :, 0], semantic], 1)
-        cond = self.semantic_token_emb(cond_ids)
-        p = known.shape[1]
-        codes = torch.cat([known, semantic.new_full((1, n, q), self.mask_id)], dim=1)
+        b, n = semantic.shape
+        device = semantic.device
+        if prompt is None:
+            prompt = semantic.new_zeros((b, 0, 1 + q))
+        if generator is None:
+            generator = torch.Generator(device).manual_seed(DEFAULT_SEED)
+        p = prompt.shape[1]
+        cond = self.semantic_token_emb(torch.cat([prompt[:, :, 0], semantic], dim=1))
+        codes = torch.cat([prompt[:, :, 1:], semantic.new_full((b, n, q), self.mask_id)], dim=1)
+        writable = torch.zeros_like(codes, dtype=torch.bool)
+        writable[:, p:] = True
+        masked = writable.clone()
+        # Entries left masked after each pass: the cosine schedule times prompt + target frames.
+        frames = torch.full((b,), p + n, device=device)
+        times = torch.linspace(0.0, 1.0, steps + 1, device=device)
+        schedule = (torch.cos(times * math.pi / 2)[:, None] * frames).long()
         for level in range(q):
-            iterations = steps if level == 0 else 1
-            masked = torch.ones(n, dtype=torch.bool, device=semantic.device)
-            for i in range(iterations):
-                probs = self.net(codes, cond)[0, p:, level].softmax(dim=-1)
-                confidence, ids = probs.max(dim=-1)
-                codes[0, p:, level] = torch.where(masked, ids, codes[0, p:, level])
-                keep_masked = math.floor(n * math.cos(math.pi / 2 * (i + 1) / iterations))
-                if keep_masked <= 0:
-                    break
-                confidence = confidence.masked_fill(~masked, math.inf)
-                masked = torch.zeros_like(masked)
-                masked[confidence.argsort()[:keep_masked]] = True
-                codes[0, p:, level] = codes[0, p:, level].masked_fill(masked, self.mask_id)
-        return torch.cat([semantic.unsqueeze(-1), codes[:, p:]], dim=-1)
+            sampled = level < sampled_levels
+            counts = schedule if sampled else schedule.new_zeros((1, b))
+            for i, count in enumerate(counts):
+                logits = self.net(codes, cond)
+                last = bool((count == 0).all())
+                if greedy and (not sampled or last):
+                    ids = logits.argmax(dim=-1)
+                else:
+                    logits = _top_k(logits, top_k_threshold)
+                    ids = _gumbel_sample(logits, i / steps, generator)
+                frame_ids = ids.view(b, -1, q)
+                if not sampled:
+                    codes[:, :, level:] = frame_ids[:, :, level:]
+                    continue
+                codes = torch.where(masked, frame_ids, codes)
+                if last:
+                    continue
+                doubt = 1 - logits.softmax(dim=-1).gather(2, ids[..., None])[..., 0]
+                rank = doubt.argsort(dim=-1, descending=True).argsort(dim=-1)
+                masked = (rank < count[:, None]).view(b, -1, q)
+                masked[:, :, level + 1 :] = True
+                masked &= writable
+                codes = codes.masked_fill(masked, self.mask_id)
+        return torch.cat([semantic[..., None], codes[:, p:]], dim=-1)
 
 
 def read_config(model_dir: Path) -> SoundStormConfig:
@@ -280,6 +364,34 @@ def read_config(model_dir: Path) -> SoundStormConfig:
     return SoundStormConfig(**{k: v for k, v in values.items() if k in names})
 
 
+def _check_layout(path: Path, state: dict, expected: dict) -> None:
+    """Raises with the first offending keys when ``state`` is not the model's layout."""
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
+        hint = ""
+        if any(".conv.net." in k for k in unexpected):
+            hint = (
+                " (conv.net.* is soundstorm-speechtokenizer's layout; the SOLAMI/AnyGPT model"
+                " names the conformer conv module conv.net1 / conv.ds_conv / conv.net2)"
+            )
+        raise EngineUnavailable(
+            f"SoundStorm checkpoint {path} is not the SOLAMI/AnyGPT SoundStorm layout{hint}: "
+            f"missing {missing[:_KEYS_SHOWN]}, unexpected {unexpected[:_KEYS_SHOWN]}; "
+            f"expected {len(expected)} keys such as {list(expected)[:_KEYS_SHOWN]}"
+        )
+    wrong = [
+        f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}"
+        for k, v in expected.items()
+        if state[k].shape != v.shape
+    ]
+    if wrong:
+        raise EngineUnavailable(
+            f"SoundStorm checkpoint {path} does not fit the sizes in {CONFIG_FILE} "
+            f"(or the released defaults): {wrong[:_KEYS_SHOWN]}"
+        )
+
+
 def load_soundstorm(model_dir: Path, checkpoint: str, device: str = "cpu") -> SoundStorm:
     """Builds the model from ``model_dir`` and loads ``model_dir/checkpoint`` strictly."""
     path = Path(model_dir) / checkpoint
@@ -289,7 +401,8 @@ def load_soundstorm(model_dir: Path, checkpoint: str, device: str = "cpu") -> So
     state = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(state.get("model"), dict):
         state = state["model"]
-    model.load_state_dict(state)
+    _check_layout(path, state, model.state_dict())
+    model.load_state_dict(state, strict=True)
     return model.to(device).eval()
 
 
