@@ -27,7 +27,7 @@ from tests.support.tts_models import save_tiny_vocode_models
 pytestmark = pytest.mark.e2e
 
 QUESTION = Path(__file__).resolve().parents[1] / "solami_cli" / "data" / "question.wav"
-SPEECH_UNITS = list(range(300, 400))  # 2 s of speech: two 1 s reply clips
+SPEECH_UNITS = list(range(300, 400))  # 2 s of speech: two reply clips of about 1 s
 BODY_IDS = [11, 12, 13, 14, 15, 16, 17, 18]
 HAND_IDS = [21, 22, 23, 24, 25, 26, 27, 28]
 REPLY = (
@@ -80,12 +80,15 @@ def _talk(stack: Stack, out: Path) -> dict:
 def test_a_solami_turn_speaks_units_and_moves_tokens(stack, tmp_path):
     timeline = _talk(stack, tmp_path)
     assert timeline["outcome"] == "ok", timeline
-    # 100 units at 50 per second, voiced in 1 s clips at 16 kHz (+ the send-ahead silence).
+    # 100 units at 50 per second, voiced in one Vocode stream at 16 kHz and cut into two clips
+    # (+ the send-ahead silence each): the service holds back the audio of the last 2 units of
+    # each chunk for its cross-fade, so the first clip is the first chunk's 48 units, sent
+    # without waiting for the second chunk, and the last takes the 52 others.
     assert timeline["reply_wavs"] == 2
-    for index in range(2):
+    for index, units in enumerate((48, 52)):
         samples, rate = audio.decode_wav((tmp_path / f"reply_{index}.wav").read_bytes(), 60)
         assert rate == 16_000 and np.isfinite(samples).all()
-        assert len(samples) / rate == pytest.approx(1.0 + 0.12, abs=0.01)
+        assert len(samples) / rate == pytest.approx(units / 50 + 0.12, abs=0.01)
     # Every stage of the solami turn ran: Tokenize + EncodeUserMotion, Generate, Vocode,
     # DecodeMotion.
     for stage in ("asr", "llm_first_sentence", "tts_first_audio", "motion", "first_reply"):

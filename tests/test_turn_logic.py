@@ -26,7 +26,7 @@ from relay.clients.asr import AsrClient
 from relay.clients.face import FaceClient
 from relay.clients.llm import LlmClient, MotionTokens, SpeechUnits
 from relay.clients.motion import BodyMotion, MotionClient
-from relay.clients.tts import TtsClient
+from relay.clients.tts import Speech, TtsClient
 from relay.errors import TurnError
 from relay.headset.character import CharacterState
 from relay.headset.inputs import HeadsetInputs
@@ -40,7 +40,7 @@ from relay.settings import HeadsetConfig, RelaySettings
 from relay.turns import Clip, TurnEvent, TurnInput, turn_for
 from relay.turns.agent import DEFAULT_MOTION as AGENT_DEFAULT_MOTION
 from relay.turns.agent import MIN_MOTION_S, SECONDS_PER_WORD, AgentTurn
-from relay.turns.solami import UNITS_PER_CLIP, SolamiTurn
+from relay.turns.solami import CLIP_S, MIN_CLIP_S, UNITS_PER_CHUNK, ClipCutter, SolamiTurn
 from solami import audio
 from solami.avatar.rates import FRAMES_PER_TOKEN
 from solami.avatar.skeleton import POSE_DIMS, TRANS_DIMS
@@ -321,25 +321,76 @@ async def test_agent_history_keeps_only_the_spoken_clips():
 # ---------------------------------------------------------------- SolamiTurn
 
 
-async def test_solami_units_are_voiced_in_clips_of_fifty_in_order():
+async def test_solami_reply_is_voiced_in_one_stream_cut_into_clips():
     tts = FakeTts()
     clients = fake_clients(llm=FakeLlm([SOLAMI_REPLY]), tts=tts)
     request = _request("solami")
     events = await _events(SolamiTurn(clients), request)
 
+    # One Vocode stream for the whole reply, fed in chunks of 50 units as they are generated.
+    (vocode,) = tts.calls("vocode")
     units = list(range(120))
-    chunks = [units[i : i + UNITS_PER_CLIP] for i in range(0, len(units), UNITS_PER_CLIP)]
-    assert [c.args["units"] for c in tts.calls("vocode")] == chunks
+    chunks = [units[i : i + UNITS_PER_CHUNK] for i in range(0, len(units), UNITS_PER_CHUNK)]
+    assert vocode.received == chunks and vocode.outcome == "done"
+    assert vocode.args["deadline_s"] == clients.llm.deadline_s + clients.tts.deadline_s
     clips = _clips(events)
     assert [c.index for c in clips] == [0, 1, 2]
-    for clip, chunk in zip(clips, chunks, strict=True):
-        np.testing.assert_array_equal(clip.samples, tts.speech_for_units(chunk).samples)
+    assert [c.duration_s for c in clips] == pytest.approx([1.0, 1.0, 0.4])
+    # The clips are the stream's audio cut, nothing dropped or repeated.
+    streamed = np.concatenate([item.samples for item in vocode.items])
+    np.testing.assert_array_equal(np.concatenate([c.samples for c in clips]), streamed)
+    for clip in clips:
         assert clip.face is not None and len(clip.face) == round(clip.duration_s * 30)
     (generate,) = clients.llm.calls("generate")
     assert generate.args["user"].speech_units == list(DEFAULT_USER_UNITS)
     assert generate.args["method"] == "solami"
     (tokenize,) = clients.asr.calls("tokenize")
     assert tokenize.args["wav"] == request.wav
+
+
+async def test_solami_clips_take_the_audio_the_service_holds_back():
+    # Like the real service, the fake holds back the audio of each chunk's last 2 units until
+    # the next chunk or the end: the first clip goes without waiting for the second chunk, and
+    # the held tail goes with the last clip rather than alone.
+    tts = FakeTts(held_units=2)
+    reply = [SpeechUnits(list(range(0, 70))), SpeechUnits(list(range(70, 100)))]
+    clients = fake_clients(llm=FakeLlm([reply]), tts=tts)
+    turn = SolamiTurn(clients)
+    clips = _clips(await _events(turn, _request("solami")))
+
+    (vocode,) = tts.calls("vocode")
+    assert vocode.received == [list(range(50)), list(range(50, 100))]
+    assert [c.duration_s for c in clips] == pytest.approx([0.96, 1.04])
+    whole = np.concatenate([tts.speech_for_units(c).samples for c in vocode.received])
+    np.testing.assert_array_equal(np.concatenate([c.samples for c in clips]), whole)
+    # The first clip holds the audio of 48 units: the history keeps those.
+    assert turn.history(clips[:1], finished=False)[1].speech_units == list(range(48))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_clip_cutter_keeps_every_sample_in_clips_of_about_a_second(seed):
+    rng = np.random.default_rng(seed)
+    rate = SAMPLE_RATE_HZ
+    per_unit = rate // 50
+    total_units = int(rng.integers(1, 400))
+    samples = rng.standard_normal(total_units * per_unit).astype(np.float32)
+    cutter = ClipCutter()
+    clips = cutter.add(Speech(np.zeros(0, np.float32), rate))
+    cuts = np.sort(rng.choice(np.arange(1, len(samples)), size=min(20, len(samples) - 1)))
+    pieces = np.split(samples, cuts)
+    for number, piece in enumerate(pieces):
+        if number == len(pieces) // 2:
+            cutter.total_units = total_units
+        clips += cutter.add(Speech(piece, rate))
+    clips += cutter.finish()
+
+    np.testing.assert_array_equal(np.concatenate([c.samples for c in clips]), samples)
+    for clip in clips[:-1]:
+        assert MIN_CLIP_S - 1e-9 <= clip.duration_s <= CLIP_S + 1e-9
+        assert len(clip.samples) % per_unit == 0
+    assert clips[-1].duration_s <= CLIP_S + MIN_CLIP_S + 1e-9
+    if len(clips) > 1:
+        assert clips[-1].duration_s >= MIN_CLIP_S - 1e-9
 
 
 async def test_solami_motion_tokens_reach_the_decoder_as_streamed():
@@ -407,17 +458,38 @@ async def test_solami_history_cuts_the_units_to_what_was_played():
     assert turn.history([], finished=False) == []
 
 
-async def test_solami_history_keeps_the_units_played_before_an_interruption():
+async def test_solami_interruption_closes_the_stream_and_keeps_the_units_played():
+    # The LLM pauses before its last event: two chunks were sent and voiced, the stream is
+    # waiting for more units when the turn is closed (barge-in).
     reply = [SpeechUnits(list(range(start, start + 50))) for start in (0, 50, 100)]
-    clients = fake_clients(llm=FakeLlm([reply], holds={"generate": Hold(after=2)}))
+    clients = fake_clients(llm=FakeLlm([reply], holds={"generate": Hold(after=3)}))
     turn = SolamiTurn(clients)
     answer = turn.run(_request("solami"))
     clips = [await anext(answer), await anext(answer)]
+    (vocode,) = clients.tts.calls("vocode")
+    assert vocode.outcome == "running"
     await answer.aclose()
 
     (generate,) = clients.llm.calls("generate")
     assert generate.outcome == "stopped"
+    # Closed with the turn, not left to the garbage collector.
+    assert vocode.outcome == "stopped"
+    assert vocode.received == [list(range(50)), list(range(50, 100))]
     assert turn.history(clips, finished=False)[1].speech_units == list(range(100))
+
+
+async def test_solami_vocode_failure_ends_the_turn_after_the_clips_voiced():
+    tts = FakeTts(faults={"vocode": Fault(after=3)})
+    clients = fake_clients(llm=FakeLlm([SOLAMI_REPLY]), tts=tts)
+    turn = SolamiTurn(clients)
+    answer = turn.run(_request("solami"))
+    events = []
+    with pytest.raises(TurnError) as failed:
+        async for event in answer:
+            events.append(event)
+    assert failed.value.stage == "tts"
+    assert [c.duration_s for c in _clips(events)] == pytest.approx([1.0])
+    assert clients.llm.calls("generate")[0].outcome in ("done", "stopped")
 
 
 # ---------------------------------------------------------------- TurnRunner

@@ -46,17 +46,26 @@ class TtsClient(ServiceClient):
             yield chunk
 
     async def vocode(
-        self, turn: common_pb2.TurnContext, character: str, units: list[int]
+        self,
+        turn: common_pb2.TurnContext,
+        character: str,
+        units: AsyncIterator[list[int]],
+        deadline_s: float | None = None,
     ) -> AsyncIterator[Speech]:
-        """SpeechTokenizer ``units`` voiced in ``character``'s cloned voice, chunk by chunk."""
+        """SpeechTokenizer units voiced in ``character``'s cloned voice in ONE Vocode stream:
+        each chunk ``units`` yields is sent as it comes (the service carries the voice and the
+        left context from chunk to chunk, so the audio has no seams), and the audio comes back
+        chunk by chunk (the first is empty and gives the rate). The stream lasts as long as
+        ``units`` does, hence its own ``deadline_s``; closing the iterator cancels it."""
 
-        def requests():
+        async def requests():
             config = tts_pb2.SpeechConfig(character=character)
             yield tts_pb2.VocodeRequest(turn=turn, config=config)
-            yield tts_pb2.VocodeRequest(turn=turn, units=tts_pb2.UnitChunk(ids=units))
+            async for ids in units:
+                yield tts_pb2.VocodeRequest(turn=turn, units=tts_pb2.UnitChunk(ids=ids))
             yield tts_pb2.VocodeRequest(turn=turn, end=common_pb2.StreamEnd())
 
-        call = self._stub.Vocode(requests(), timeout=self.deadline_s)
+        call = self._stub.Vocode(requests(), timeout=deadline_s or self.deadline_s)
         async for chunk in self._audio("Vocode", call):
             yield chunk
 

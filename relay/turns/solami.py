@@ -2,8 +2,11 @@
 
 User speech -> SpeechTokenizer units (asr) and user motion -> relative transform + body/hand
 tokens (motion), concurrently -> the SOLAMI LLM streams speech units and motion tokens -> the
-units are voiced in the character's cloned voice (tts Vocode) clip by clip while the motion
-tokens are decoded to SMPL-X (motion DecodeMotion) as they come.
+reply's units are voiced in the character's cloned voice in ONE tts Vocode stream (fed as the
+LLM generates them, so every chunk is rendered with the context of the one before and the audio
+has no seams, as when the original SOLAMI vocodes the reply whole), whose audio is cut into
+headset clips of about a second, while the motion tokens are decoded to SMPL-X (motion
+DecodeMotion) as they come.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import numpy as np
 from relay.clients import ServiceClients
 from relay.clients.llm import MotionTokens, Reply, SpeechUnits
 from relay.clients.motion import BodyMotion, SmplxClip
-from relay.clients.tts import Speech, whole
+from relay.clients.tts import Speech
 from relay.errors import TurnError
 from relay.sessions import Message
 from relay.turns.base import Clip, Turn, TurnEvent, TurnInput, animate
@@ -25,8 +28,15 @@ from solami.avatar.rates import UNIT_RATE_HZ
 from solami.avatar.skeleton import POSE_DIMS, TRANS_DIMS
 from solami.v1 import common_pb2
 
-# Units voiced per reply clip (1 s of speech).
-UNITS_PER_CLIP = UNIT_RATE_HZ
+# Units sent into the Vocode stream at a time (1 s of speech): the service renders each chunk
+# as it arrives, so this is also the rendering step.
+UNITS_PER_CHUNK = UNIT_RATE_HZ
+# Length of a reply clip (the headset plays whole WAVs), and the shortest clip cut while more
+# audio follows: the service holds back the last units of each chunk for its cross-fade, so the
+# first chunk's audio is a little under a second and is sent as it is rather than waiting for
+# the next chunk.
+CLIP_S = 1.0
+MIN_CLIP_S = 0.8
 # The character's pose when the headset sent none: the rest pose at the origin.
 REST_POSE: SmplxClip = (np.zeros((1, POSE_DIMS), np.float32), np.zeros((1, TRANS_DIMS), np.float32))
 # Frames the user's clip needs for a motion encoding (a velocity needs two).
@@ -57,17 +67,19 @@ class SolamiTurn(Turn):
         try:
             index = 0
             body_sent = False
-            async for speech in self._vocode(turn, session.character, units):
-                face = await animate(self._clients, turn, speech)
-                self.log.mark("first_clip")
-                yield Clip(index, "", speech, face)
-                index += 1
-                # The body starts as soon as it is decoded (its tokens follow the speech units
-                # in the reply), not after the last clip.
-                if not body_sent and body_task.done():
-                    body_sent = True
-                    if (body := body_task.result()) is not None:
-                        yield body
+            # Closed at once when the turn is (barge-in), which cancels the Vocode stream.
+            async with contextlib.aclosing(self._vocode(turn, session.character, units)) as clips:
+                async for speech in clips:
+                    face = await animate(self._clients, turn, speech)
+                    self.log.mark("first_clip")
+                    yield Clip(index, "", speech, face)
+                    index += 1
+                    # The body starts as soon as it is decoded (its tokens follow the speech
+                    # units in the reply), not after the last clip.
+                    if not body_sent and body_task.done():
+                        body_sent = True
+                        if (body := body_task.result()) is not None:
+                            yield body
             await llm_task
             if not body_sent and (body := await body_task) is not None:
                 yield body
@@ -148,26 +160,59 @@ class SolamiTurn(Turn):
     async def _vocode(
         self, turn: common_pb2.TurnContext, character: str, units: asyncio.Queue
     ) -> AsyncIterator[Speech]:
-        """Voices the units in clips of ``UNITS_PER_CLIP``."""
-        pending: list[int] = []
-        done = False
-        while not done:
-            chunk = await units.get()
-            if chunk is None:
-                done = True
-            else:
-                pending.extend(chunk)
-            while len(pending) >= UNITS_PER_CLIP or (done and pending):
-                clip_units, pending = pending[:UNITS_PER_CLIP], pending[UNITS_PER_CLIP:]
-                yield await whole(
-                    self._marked(self._clients.tts.vocode(turn, character, clip_units))
-                )
+        """The reply's units voiced in one Vocode stream, its audio cut into clips.
 
-    async def _marked(self, chunks: AsyncIterator[Speech]) -> AsyncIterator[Speech]:
-        async for chunk in chunks:
-            if len(chunk.samples):
-                self.log.mark("tts_first_audio")
-            yield chunk
+        The stream is read by a task of its own, so rendering runs ahead of the headset's
+        pace; closing this iterator (barge-in) cancels it and with it the gRPC call."""
+        cutter = ClipCutter()
+        clips: asyncio.Queue[Speech | None] = asyncio.Queue()
+        # The stream lasts as long as the LLM's reply, then renders its last chunk.
+        deadline_s = self._clients.llm.deadline_s + self._clients.tts.deadline_s
+        stream = self._clients.tts.vocode(
+            turn, character, self._unit_chunks(units, cutter), deadline_s=deadline_s
+        )
+
+        async def read() -> None:
+            try:
+                async with contextlib.aclosing(stream):
+                    async for chunk in stream:
+                        if len(chunk.samples):
+                            self.log.mark("tts_first_audio")
+                        for clip in cutter.add(chunk):
+                            clips.put_nowait(clip)
+                for clip in cutter.finish():
+                    clips.put_nowait(clip)
+            finally:
+                clips.put_nowait(None)
+
+        reader = asyncio.create_task(read())
+        try:
+            while (clip := await clips.get()) is not None:
+                yield clip
+            await reader
+        finally:
+            # Cancels the stream when the clips were not all taken; a failure not raised yet
+            # is dropped with them.
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
+
+    @staticmethod
+    async def _unit_chunks(units: asyncio.Queue, cutter: ClipCutter) -> AsyncIterator[list[int]]:
+        """The LLM's units in chunks of ``UNITS_PER_CHUNK``; a full chunk goes once a unit
+        after it (or the reply's end) is known, so the last chunk is sent knowing it is last
+        and the cutter knows the reply's length before its last audio comes."""
+        pending: list[int] = []
+        sent = 0
+        while (chunk := await units.get()) is not None:
+            pending.extend(chunk)
+            while len(pending) > UNITS_PER_CHUNK:
+                ready, pending = pending[:UNITS_PER_CHUNK], pending[UNITS_PER_CHUNK:]
+                sent += len(ready)
+                yield ready
+        cutter.total_units = sent + len(pending)
+        if pending:
+            yield pending
 
     async def _decode_motion(
         self, turn: common_pb2.TurnContext, motion: asyncio.Queue
@@ -185,3 +230,53 @@ class SolamiTurn(Turn):
             return None
         self.log.mark("motion")
         return body
+
+
+class ClipCutter:
+    """Cuts the audio of one Vocode stream into headset clips, dropping and repeating nothing.
+
+    While more audio follows, a clip is cut once ``MIN_CLIP_S`` are in hand, at most ``CLIP_S``
+    long, on a unit boundary; a clip that would leave a last clip shorter than ``MIN_CLIP_S``
+    (known once ``total_units`` is set) waits and goes with the rest at the end."""
+
+    def __init__(self) -> None:
+        self.rate_hz = 0
+        # The reply's length in units, once the last chunk was sent.
+        self.total_units: int | None = None
+        self._pending: list[np.ndarray] = []
+        self._pending_samples = 0
+        self._cut_samples = 0
+
+    def add(self, chunk: Speech) -> list[Speech]:
+        """The clips ready after ``chunk`` of the stream."""
+        self.rate_hz = chunk.rate_hz
+        if len(chunk.samples):
+            self._pending.append(chunk.samples)
+            self._pending_samples += len(chunk.samples)
+        clips = []
+        while self._pending_samples >= MIN_CLIP_S * self.rate_hz:
+            take = self._on_unit(min(self._pending_samples, round(CLIP_S * self.rate_hz)))
+            if self.total_units is not None:
+                total = self.total_units * self.rate_hz // UNIT_RATE_HZ
+                if total - self._cut_samples - take < MIN_CLIP_S * self.rate_hz:
+                    break
+            clips.append(self._cut(take))
+        return clips
+
+    def finish(self) -> list[Speech]:
+        """The rest of the stream's audio, one clip (none when there is none)."""
+        return [self._cut(self._pending_samples)] if self._pending_samples else []
+
+    def _on_unit(self, samples: int) -> int:
+        per_unit = self.rate_hz // UNIT_RATE_HZ
+        if self.rate_hz % UNIT_RATE_HZ or samples < per_unit:
+            return samples
+        return samples - samples % per_unit
+
+    def _cut(self, samples: int) -> Speech:
+        joined = np.concatenate(self._pending) if self._pending else np.zeros(0, np.float32)
+        clip, rest = joined[:samples], joined[samples:]
+        self._pending = [rest] if len(rest) else []
+        self._pending_samples = len(rest)
+        self._cut_samples += samples
+        return Speech(clip, self.rate_hz)

@@ -114,7 +114,7 @@ class Call:
     started: int
     # What a stream yielded, in order.
     items: list[Any] = dataclasses.field(default_factory=list)
-    # What a request stream sent in (decode_motion's token chunks), in order.
+    # What a request stream sent in (decode_motion's token chunks, vocode's unit chunks).
     received: list[Any] = dataclasses.field(default_factory=list)
     # What a unary call returned.
     result: Any = None
@@ -333,7 +333,8 @@ class FakeLlm(_FakeService):
 class FakeTts(_FakeService):
     """Stands in for ``TtsClient``: ``SECONDS_PER_WORD`` of tone per word of text and
     ``SECONDS_PER_UNIT`` per speech unit, streamed as the real service does (a header chunk,
-    then for text one chunk of phoneme timings, then the audio in two chunks)."""
+    then for text one chunk of phoneme timings, then the audio in two chunks; for units, one
+    stream whose unit chunks are read as they are sent, ``received``)."""
 
     service = "tts"
 
@@ -342,12 +343,14 @@ class FakeTts(_FakeService):
         seconds_per_word: float = SECONDS_PER_WORD,
         seconds_per_unit: float = SECONDS_PER_UNIT,
         rate_hz: int = SAMPLE_RATE_HZ,
+        held_units: int = 0,
         **knobs: Any,
     ) -> None:
         super().__init__(**knobs)
         self.seconds_per_word = seconds_per_word
         self.seconds_per_unit = seconds_per_unit
         self.rate_hz = rate_hz
+        self.held_units = held_units
 
     def speech_for(self, text: str) -> Speech:
         """The whole speech ``synthesize`` makes of ``text``."""
@@ -360,7 +363,7 @@ class FakeTts(_FakeService):
         return Speech(tone(len(words) * self.seconds_per_word, self.rate_hz), self.rate_hz, timings)
 
     def speech_for_units(self, units: Sequence[int]) -> Speech:
-        """The whole speech ``vocode`` makes of ``units``."""
+        """The speech ``vocode`` makes of one chunk of ``units``."""
         return Speech(tone(len(units) * self.seconds_per_unit, self.rate_hz), self.rate_hz)
 
     async def synthesize(
@@ -374,14 +377,34 @@ class FakeTts(_FakeService):
                 yield self._yielded(call, chunk)
 
     async def vocode(
-        self, turn: common_pb2.TurnContext, character: str, units: list[int]
+        self,
+        turn: common_pb2.TurnContext,
+        character: str,
+        units: AsyncIterator[list[int]],
+        deadline_s: float | None = None,
     ) -> AsyncIterator[Speech]:
-        call = self._start("vocode", turn=turn, character=character, units=list(units))
-        speech = self.speech_for_units(units)
+        """One stream: a header chunk, then per unit chunk received its speech in two halves,
+        less the audio of the last ``held_units`` units, which comes with the next chunk or at
+        the end (as the real service holds it back for its cross-fade)."""
+        call = self._start("vocode", turn=turn, character=character, deadline_s=deadline_s)
+        per_unit = round(self.seconds_per_unit * self.rate_hz)
+        held = np.zeros(0, np.float32)
         with call:
-            for step, chunk in enumerate(self._chunks(speech)):
-                await self._step(call, step)
-                yield self._yielded(call, chunk)
+            await self._step(call, 0)
+            yield self._yielded(call, Speech(np.zeros(0, np.float32), self.rate_hz))
+            async for ids in units:
+                call.received.append(list(ids))
+                self.journal.changed()
+                fresh = np.concatenate([held, self.speech_for_units(ids).samples])
+                ready = max(0, len(fresh) - self.held_units * per_unit)
+                held = fresh[ready:]
+                half = ready // 2
+                for piece in (fresh[:half], fresh[half:ready]):
+                    await self._step(call, len(call.items))
+                    yield self._yielded(call, Speech(piece, self.rate_hz))
+            if len(held):
+                await self._step(call, len(call.items))
+                yield self._yielded(call, Speech(held, self.rate_hz))
 
     def _chunks(self, speech: Speech) -> list[Speech]:
         empty = np.zeros(0, np.float32)
