@@ -14,6 +14,7 @@ import torch
 from services.tts.backends.espeak import EspeakBackend
 from services.tts.backends.vocoder import SAMPLE_RATE_HZ, UnitVocoder
 from services.tts.engine import TtsEngine
+from services.tts.server import DEFINITION
 from services.tts.settings import TtsSettings
 from services.tts.voices import (
     MAX_PROMPT_S,
@@ -24,8 +25,11 @@ from services.tts.voices import (
     prompt_files,
     read_prompt,
 )
+from solami.client import sync_channel
 from solami.errors import EngineUnavailable
 from solami.settings import SettingsError, load_settings
+from solami.v1 import common_pb2, tts_pb2, tts_pb2_grpc
+from tests.support.servers import InProcessServer
 from tests.support.tts_models import (
     SOUNDSTORM_CHECKPOINT,
     SPEECHTOKENIZER_CHECKPOINT,
@@ -188,6 +192,48 @@ def test_a_vocode_stream_speaks_with_its_sessions_clip(tmp_path, model_dirs, mon
     # The two-second MP3 for one session, the three-second WAV for the other.
     assert [p.shape[1] for p in prompts] == [100, 100, 150]
     assert prompts[0] is prompts[1]
+
+
+def test_the_service_picks_the_clip_of_the_requests_session(tmp_path, model_dirs, monkeypatch):
+    write_prompt_clip(tmp_path / "Batman" / "low.mp3", 2.0, pitch_hz=110)
+    write_prompt_clip(tmp_path / "Batman" / "high.wav", 3.0, pitch_hz=320)
+    settings = dataclasses.replace(
+        TtsSettings(),
+        backend="espeak",
+        cpu_threads=1,
+        voice_prompt_dir=tmp_path,
+        soundstorm_dir=model_dirs[0],
+        speechtokenizer_dir=model_dirs[1],
+        port=0,
+        metrics_port=-1,
+    )
+    engine = TtsEngine(settings, backend=EspeakBackend())
+    running = InProcessServer(DEFINITION, settings, engine).start()
+    clips = load_prompts(tmp_path, SAMPLE_RATE_HZ)["Batman"]
+    by_clip = {}
+    for session in SESSIONS:
+        by_clip.setdefault(choose_prompt(clips, session).path.name, session)
+    prompts = []
+    session_of = engine.vocoder.session
+    monkeypatch.setattr(engine.vocoder, "session", lambda p: prompts.append(p) or session_of(p))
+
+    def vocode(session: str) -> None:
+        turn = common_pb2.TurnContext(session_id=session, turn_id="t")
+        requests = [
+            tts_pb2.VocodeRequest(turn=turn, config=tts_pb2.SpeechConfig(character="Batman")),
+            tts_pb2.VocodeRequest(turn=turn, units=tts_pb2.UnitChunk(ids=list(range(30)))),
+            tts_pb2.VocodeRequest(turn=turn, end=common_pb2.StreamEnd()),
+        ]
+        with sync_channel(running.address) as channel:
+            list(tts_pb2_grpc.TtsServiceStub(channel).Vocode(iter(requests), timeout=120))
+
+    try:
+        vocode(by_clip["high.wav"])
+        vocode(by_clip["low.mp3"])
+    finally:
+        running.stop()
+    # Three seconds of prompt for the first session, two for the second (50 frames a second).
+    assert [p.shape[1] for p in prompts[-2:]] == [150, 100]
 
 
 def _write_bad(path, kind: str) -> None:

@@ -151,7 +151,8 @@ class TtsServicer(tts_pb2_grpc.TtsServiceServicer):
         options = self._engine.options(
             config.character, config.voice, config.sample_rate_hz, config.start_ms, vocode=True
         )
-        stream = await asyncio.to_thread(self._engine.open_vocode, options)
+        # The session picks the character's prompt clip (one per session, kept across turns).
+        stream = await asyncio.to_thread(self._engine.open_vocode, options, turn.session_id)
         yield event_to_proto(stream.header(), turn)
         timer = _StreamTimer(self._metrics, "vocode")
         async for ids in _items(request_iterator, "units", lambda m: list(m.units.ids)):

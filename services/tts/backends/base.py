@@ -84,9 +84,11 @@ class VocoderSession(Protocol):
 class Vocoder(Protocol):
     def load(self) -> None: ...
 
-    def prompt(self, character: str, voice: Voice, speak: PromptSpeaker) -> object:
-        """The voice prompt of a character (or voice), opaque to the caller, for ``session``;
-        ``speak`` makes one when the character has no recorded prompt."""
+    def prompt(
+        self, character: str, voice: Voice, speak: PromptSpeaker, session_id: str = ""
+    ) -> object:
+        """The voice prompt a session of a character (or voice) speaks with, opaque to the
+        caller; ``speak`` makes one when the character has no recorded prompt."""
         ...
 
     def session(self, prompt: object) -> VocoderSession: ...
