@@ -49,7 +49,8 @@ class TtsSettings(ServiceSettings):
     speechtokenizer_dir: Path | None = None
     # SpeechTokenizer checkpoint file name inside speechtokenizer_dir.
     speechtokenizer_checkpoint: str = "SpeechTokenizer.pt"
-    # SoundStorm decoding iterations for RVQ layer 2 (layers 3-8 take one pass each).
+    # SoundStorm decoding steps: RVQ layer 2 takes steps + 1 sampled passes, layers 3-8 one pass
+    # each (the original SOLAMI voice cloning uses 4).
     soundstorm_steps: int = 4
     # Longest stretch of a voice prompt clip given to SoundStorm, in seconds (see MAX_PROMPT_S).
     voice_prompt_s: float = MAX_PROMPT_S
