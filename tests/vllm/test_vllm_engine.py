@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from pathlib import Path
 
 import pytest
 
 pytest.importorskip("vllm", reason="vLLM is installed only in the .venv-vllm environment")
 
 from services.llm.backends.base import GenerationStats, Sampling
+from services.llm.backends.hf_tokenizer import SlowLlamaEncoder
 from services.llm.backends.vllm import VllmGenerator
 from services.llm.engine import Finished, LlmEngine, Request
 from services.llm.prompt import Tokens, Turn
@@ -37,8 +39,13 @@ def loop():
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory, loop):
     model_dir = save_tiny_solami(tmp_path_factory.mktemp("tiny-solami"), hidden_size=128)
+    # On CPU the "GPU" memory fraction is the share of RAM vLLM reserves; this machine is shared.
     settings = dataclasses.replace(
-        LlmSettings(), backend="vllm", model=str(model_dir), context_tokens=2048
+        LlmSettings(),
+        backend="vllm",
+        model=str(model_dir),
+        context_tokens=2048,
+        gpu_memory_utilization=0.25,
     )
     llm = LlmEngine(settings, VllmGenerator(settings))
     llm.load()
@@ -100,3 +107,24 @@ def test_closing_the_stream_aborts_the_request(engine, loop):
     stats = loop.run_until_complete(run())
     assert stats.finish_reason == "cancelled"
     assert stats.completion_tokens < 500
+
+
+def test_solami_prompts_reach_vllm_as_the_slow_tokenizer_encodes_them(engine, loop):
+    """vLLM gets the prompt as ids from the slow LlamaTokenizer (the original served with
+    ``tokenizer_mode='slow'``); here a space between added tokens splits differently in the fast
+    tokenizer."""
+    backend = engine.backend
+    slow = SlowLlamaEncoder.load(Path(backend._settings.model))
+    prompt = "You are Batman.\n[Human]: <sosp><🗣️1><🗣️2><eosp> <eoh>\n[MMGPT]:"
+    ids = slow.encode(prompt)
+    assert backend.prompt_ids(prompt) == ids
+    assert backend._tokenizer(prompt).input_ids != ids
+
+    async def run() -> GenerationStats:
+        stats = GenerationStats()
+        async for _ in backend.stream(prompt, Sampling(0.0, 1.0, 2), stats):
+            pass
+        return stats
+
+    stats = loop.run_until_complete(run())
+    assert stats.prompt_tokens == len(ids)

@@ -44,7 +44,10 @@ class TransformersGenerator(HfTokenizerPrompts):
                 f"SOLAMI_LLM_MODEL must be a Hugging Face model directory, got {path}"
             )
         torch.set_num_threads(self._settings.cpu_threads)
+        # Decoding and the agent methods' chat template; a SOLAMI checkpoint's prompts are
+        # encoded by the slow LlamaTokenizer (training used use_fast=False).
         self._tokenizer = AutoTokenizer.from_pretrained(path)
+        self._load_slow_if_solami(path)
         dtype = torch.float16 if self._settings.device.startswith("cuda") else torch.float32
         self._model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
         self._model.to(self._settings.device).eval()
@@ -62,7 +65,7 @@ class TransformersGenerator(HfTokenizerPrompts):
         import torch
 
         with self._lock, torch.inference_mode():
-            ids = self._tokenizer(prompt).input_ids
+            ids = self.prompt_ids(prompt)
             stats.prompt_tokens = len(ids)
             cache, reused = self._reuse_cache(ids)
             stats.cached_prompt_tokens = reused

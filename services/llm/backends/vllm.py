@@ -3,12 +3,17 @@ is served from the KV cache instead of being recomputed.
 
 The model directory is a Hugging Face checkpoint (the SOLAMI LLM with its added vocabulary, or
 a chat model for the agent methods), read from a path (a read-only volume in Kubernetes).
+
+Prompts reach vLLM as token ids. A SOLAMI checkpoint's prompt is encoded by the slow
+LlamaTokenizer, as the original served it (vLLM ``tokenizer_mode='slow'``, which current vLLM
+and transformers no longer have); vLLM's own tokenizer only decodes the reply.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from services.llm.backends.base import GenerationStats, Sampling
 from services.llm.backends.hf_tokenizer import HfTokenizerPrompts
@@ -29,6 +34,11 @@ class VllmGenerator(HfTokenizerPrompts):
         from transformers import AutoTokenizer
         from vllm import AsyncEngineArgs, AsyncLLMEngine
 
+        try:
+            self._tokenizer = AutoTokenizer.from_pretrained(self._settings.model)
+        except (OSError, ValueError) as exc:
+            raise EngineUnavailable(f"vLLM cannot load {self._settings.model}: {exc}") from exc
+        self._load_slow_if_solami(Path(self._settings.model))
         args = AsyncEngineArgs(
             model=self._settings.model,
             tokenizer=self._settings.model,
@@ -42,7 +52,6 @@ class VllmGenerator(HfTokenizerPrompts):
             self._engine = AsyncLLMEngine.from_engine_args(args)
         except (OSError, ValueError) as exc:
             raise EngineUnavailable(f"vLLM cannot load {self._settings.model}: {exc}") from exc
-        self._tokenizer = AutoTokenizer.from_pretrained(self._settings.model)
 
     @property
     def healthy(self) -> bool:
@@ -74,8 +83,9 @@ class VllmGenerator(HfTokenizerPrompts):
         finished = False
         if not self.healthy:
             raise EngineUnavailable("vLLM's engine has stopped; the service is restarting")
+        tokens = {"prompt_token_ids": self.prompt_ids(prompt)}
         try:
-            async for output in self._engine.generate(prompt, params, request_id):
+            async for output in self._engine.generate(tokens, params, request_id):
                 if output.prompt_token_ids is not None:
                     stats.prompt_tokens = len(output.prompt_token_ids)
                 stats.cached_prompt_tokens = output.num_cached_tokens or 0
