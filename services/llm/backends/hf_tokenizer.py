@@ -107,6 +107,7 @@ class SlowLlamaEncoder:
         self._add_bos, self._add_eos = add_bos, add_eos
         self._add_prefix_space = add_prefix_space
         self._unk_token = unk_token
+        self._special_tokens = (unk_token, bos_token, eos_token)
         self._unk_pieces = len(self._sp.encode(unk_token, out_type=str))
         self.bos_token_id = self._id(bos_token)
         self.eos_token_id = self._id(eos_token)
@@ -164,7 +165,7 @@ class SlowLlamaEncoder:
             not self.legacy
             and len(pieces) > 1
             and pieces[0] == _UNDERLINE
-            and pieces[1] in (self._unk_token, self._bos_token, self._eos_token)
+            and pieces[1] in self._special_tokens
         ):
             pieces = pieces[1:]
         return pieces
@@ -174,14 +175,6 @@ class SlowLlamaEncoder:
         if add_special_tokens:
             ids = [self.bos_token_id] * self._add_bos + ids + [self.eos_token_id] * self._add_eos
         return ids
-
-    @property
-    def _bos_token(self) -> str:
-        return self._sp.id_to_piece(self.bos_token_id)
-
-    @property
-    def _eos_token(self) -> str:
-        return self._sp.id_to_piece(self.eos_token_id)
 
     def _id(self, piece: str) -> int:
         token = self._added.get(piece)
