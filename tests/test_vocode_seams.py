@@ -3,9 +3,10 @@ models (the real architectures, random weights, loaded through the real loading 
 
 The relay voices a reply in ONE Vocode stream fed chunk by chunk (``relay/turns/solami.py``);
 the stream renders each chunk with the units of the one before as context and cross-fades the
-held-back audio of its last units, so the reply's audio has no seam where chunks meet. Voicing
-each 1 s clip in a stream of its own (what the relay did before) has neither. Property tests
-with stated factors, not timings.
+held-back audio of its last units, so the reply's audio has no seam where chunks meet. A
+property test with a stated factor, not a timing. (With random weights the decoder's output is
+mostly its biases, so a stream per chunk, what the relay did before, shows no seam on these
+models either; ``python -m bench tts`` reports both paths side by side.)
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from services.tts.backends.vocoder import CROSSFADE_UNITS, SAMPLES_PER_UNIT
 from services.tts.engine import TtsEngine
 from services.tts.settings import TtsSettings
 from services.tts.speech import Audio
-from tests.support.seams import MEASURES, sample_jumps
+from tests.support.seams import MEASURES
 from tests.support.tts_models import save_tiny_vocode_models
 
 CHARACTER = "Samantha"
@@ -64,16 +65,6 @@ def _one_stream(engine: TtsEngine, units: np.ndarray) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def _stream_per_chunk(engine: TtsEngine, units: np.ndarray) -> np.ndarray:
-    torch.manual_seed(0)
-    parts = []
-    for start in range(0, units.size, CHUNK_UNITS):
-        stream = engine.open_vocode(engine.options(CHARACTER, "", 0, 0, vocode=True))
-        parts += _samples(stream.add(units[start : start + CHUNK_UNITS]))
-        parts += _samples(stream.finish())
-    return np.concatenate(parts)
-
-
 def _chunk_seams() -> list[int]:
     """Where one chunk's units end and the next chunk's begin, in samples."""
     return [k * CHUNK_UNITS * SAMPLES_PER_UNIT for k in range(1, CHUNKS)]
@@ -91,11 +82,3 @@ def test_one_stream_joins_its_chunks_without_a_seam(engine):
     for name, measure in MEASURES.items():
         stats = measure(samples, sorted(_chunk_seams() + _crossfade_starts()))
         assert stats.worst_ratio <= SEAM_FACTOR, (name, stats.seams, stats.inside.max())
-
-
-def test_one_stream_has_smoother_seams_than_a_stream_per_chunk(engine):
-    # Separate streams share no context: each chunk's audio starts and ends on its own.
-    units = _units()
-    one = sample_jumps(_one_stream(engine, units), _chunk_seams())
-    separate = sample_jumps(_stream_per_chunk(engine, units), _chunk_seams())
-    assert np.median(one.seams) < np.median(separate.seams)
