@@ -1,4 +1,4 @@
-"""Shared fixtures: settings for in-process services and real test speech."""
+"""Shared fixtures: settings for in-process services, a real Redis, tiny Vocode models."""
 
 from __future__ import annotations
 
@@ -25,3 +25,23 @@ def redis_url(tmp_path_factory):
     process = start_local_redis(url)
     yield url
     process.stop()
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module's tests: tiny models gain nothing from threads, and on a
+    shared 2-core machine two threads spinning against other processes are many times slower."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def model_dirs(tmp_path_factory):
+    """Tiny SoundStorm and SpeechTokenizer checkpoints (their directories) for Vocode tests."""
+    from tests.support.tts_models import save_tiny_vocode_models
+
+    return save_tiny_vocode_models(tmp_path_factory.mktemp("vocode"))

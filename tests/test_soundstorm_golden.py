@@ -15,12 +15,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "soundstorm"
 CASES = torch.load(FIXTURES / "cases.pt", weights_only=True)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,6 @@ from tests.support.tts_models import (
     SOUNDSTORM_CHECKPOINT,
     SPEECHTOKENIZER_CHECKPOINT,
     TINY_SOUNDSTORM,
-    save_tiny_vocode_models,
 )
 from tests.support.tts_streams import median_pitch_hz
 
@@ -67,19 +66,7 @@ UPSTREAM_CONV_NAMES = {
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models gain nothing from threads, and on a shared 2-core machine two threads
-    spinning against other processes are many times slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-@pytest.fixture(scope="module")
-def model_dirs(tmp_path_factory):
-    return save_tiny_vocode_models(tmp_path_factory.mktemp("vocode"))
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

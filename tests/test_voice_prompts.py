@@ -9,7 +9,6 @@ import dataclasses
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
 from services.tts.backends.espeak import EspeakBackend
 from services.tts.backends.vocoder import SAMPLE_RATE_HZ, UnitVocoder
@@ -33,7 +32,6 @@ from tests.support.servers import InProcessServer
 from tests.support.tts_models import (
     SOUNDSTORM_CHECKPOINT,
     SPEECHTOKENIZER_CHECKPOINT,
-    save_tiny_vocode_models,
     write_prompt_clip,
 )
 
@@ -41,18 +39,7 @@ FRAMES_PER_S = 50
 SESSIONS = [f"session-{i}" for i in range(40)]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models gain nothing from threads on a shared 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-@pytest.fixture(scope="module")
-def model_dirs(tmp_path_factory):
-    return save_tiny_vocode_models(tmp_path_factory.mktemp("vocode"))
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _vocoder(model_dirs, prompt_dir, prompt_s: float = MAX_PROMPT_S) -> UnitVocoder:
@@ -157,24 +144,32 @@ def test_each_session_keeps_one_clip_and_sessions_spread_over_the_clips(tmp_path
     assert later is tokens["session-3"]
 
 
-def test_a_vocode_stream_speaks_with_its_sessions_clip(tmp_path, model_dirs, monkeypatch):
-    write_prompt_clip(tmp_path / "Batman" / "low.mp3", 2.0, pitch_hz=110)
-    write_prompt_clip(tmp_path / "Batman" / "high.wav", 3.0, pitch_hz=320)
+def _two_batman_clips(prompt_dir, model_dirs) -> tuple[TtsSettings, dict[str, str]]:
+    """Settings over two Batman prompt clips (a 2 s MP3, a 3 s WAV) and, for each clip's file
+    name, a session that picks it."""
+    write_prompt_clip(prompt_dir / "Batman" / "low.mp3", 2.0, pitch_hz=110)
+    write_prompt_clip(prompt_dir / "Batman" / "high.wav", 3.0, pitch_hz=320)
     settings = dataclasses.replace(
         TtsSettings(),
         backend="espeak",
         cpu_threads=1,
-        voice_prompt_dir=tmp_path,
+        voice_prompt_dir=prompt_dir,
         soundstorm_dir=model_dirs[0],
         speechtokenizer_dir=model_dirs[1],
+        port=0,
+        metrics_port=-1,
     )
-    engine = TtsEngine(settings, backend=EspeakBackend())
-    engine.load()
-    torch.set_num_threads(1)
-    clips = load_prompts(tmp_path, SAMPLE_RATE_HZ)["Batman"]
-    by_clip = {}
+    clips = load_prompts(prompt_dir, SAMPLE_RATE_HZ)["Batman"]
+    by_clip: dict[str, str] = {}
     for session in SESSIONS:
         by_clip.setdefault(choose_prompt(clips, session).path.name, session)
+    return settings, by_clip
+
+
+def test_a_vocode_stream_speaks_with_its_sessions_clip(tmp_path, model_dirs, monkeypatch):
+    settings, by_clip = _two_batman_clips(tmp_path, model_dirs)
+    engine = TtsEngine(settings, backend=EspeakBackend())
+    engine.load()
     units = np.random.default_rng(2).integers(0, 1024, 30)
     prompts = []
     session = engine.vocoder.session
@@ -195,24 +190,9 @@ def test_a_vocode_stream_speaks_with_its_sessions_clip(tmp_path, model_dirs, mon
 
 
 def test_the_service_picks_the_clip_of_the_requests_session(tmp_path, model_dirs, monkeypatch):
-    write_prompt_clip(tmp_path / "Batman" / "low.mp3", 2.0, pitch_hz=110)
-    write_prompt_clip(tmp_path / "Batman" / "high.wav", 3.0, pitch_hz=320)
-    settings = dataclasses.replace(
-        TtsSettings(),
-        backend="espeak",
-        cpu_threads=1,
-        voice_prompt_dir=tmp_path,
-        soundstorm_dir=model_dirs[0],
-        speechtokenizer_dir=model_dirs[1],
-        port=0,
-        metrics_port=-1,
-    )
+    settings, by_clip = _two_batman_clips(tmp_path, model_dirs)
     engine = TtsEngine(settings, backend=EspeakBackend())
     running = InProcessServer(DEFINITION, settings, engine).start()
-    clips = load_prompts(tmp_path, SAMPLE_RATE_HZ)["Batman"]
-    by_clip = {}
-    for session in SESSIONS:
-        by_clip.setdefault(choose_prompt(clips, session).path.name, session)
     prompts = []
     session_of = engine.vocoder.session
     monkeypatch.setattr(engine.vocoder, "session", lambda p: prompts.append(p) or session_of(p))

@@ -3,8 +3,8 @@
 User speech -> SpeechTokenizer units (asr) and user motion -> relative transform + body/hand
 tokens (motion), concurrently -> the SOLAMI LLM streams speech units and motion tokens -> the
 reply's units are voiced in the character's cloned voice in ONE tts Vocode stream (fed as the
-LLM generates them, so every chunk is rendered with the context of the one before and the audio
-has no seams, as when the original SOLAMI vocodes the reply whole), whose audio is cut into
+LLM generates them, so every chunk is rendered with the context of the one before and
+cross-faded into it, as when the original SOLAMI vocodes the reply whole), whose audio is cut into
 headset clips of about a second, while the motion tokens are decoded to SMPL-X (motion
 DecodeMotion) as they come.
 """

@@ -7,10 +7,10 @@ or of a prompt spoken by the text backend when they have none) followed by the l
 the previous chunk. The SpeechTokenizer decoder renders the chunk together with that left
 context; the audio of the chunk's last units is held back and cross-faded with its
 re-rendering in the next chunk, so the chunks of one stream (one ``VocodeSession``) join
-without seams. Separate streams share neither that context nor the cross-fade, so audio
-rendered piece by piece in separate streams may jump where the pieces meet: a caller voices a
-whole reply in one stream (the relay's ``solami`` method does). The output has exactly 320
-samples at 16 kHz (20 ms) per unit.
+without a click (``tests/test_vocode_seams.py``). Separate streams share neither that context
+nor the cross-fade, so audio rendered piece by piece in separate streams may jump where the
+pieces meet: a caller voices a whole reply in one stream (the relay's ``solami`` method
+does). The output has exactly 320 samples at 16 kHz (20 ms) per unit.
 """
 
 from __future__ import annotations
