@@ -58,9 +58,17 @@ def _parse(raw: str, kind: Any, var: str) -> Any:
     return raw
 
 
+# Settings variables that were renamed: old name -> new name. Setting an old one is a start
+# error rather than a value silently ignored.
+RENAMED_SETTINGS = {"SOLAMI_LLM_ENGINE": "SOLAMI_LLM_BACKEND"}
+
+
 def load_settings(cls: type[T], prefix: str, environ: Mapping[str, str] | None = None) -> T:
     """Builds ``cls`` from ``environ`` (default ``os.environ``), fields named ``prefix + NAME``."""
     env = os.environ if environ is None else environ
+    for old, new in RENAMED_SETTINGS.items():
+        if old.startswith(prefix) and old in env:
+            raise SettingsError(f"{old} was renamed {new}: set {new} instead")
     hints = typing.get_type_hints(cls)
     values: dict[str, Any] = {}
     for field in dataclasses.fields(cls):  # type: ignore[arg-type]

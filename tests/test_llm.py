@@ -363,3 +363,15 @@ def test_cli_chat_streams_the_reply_and_prints_its_summary(smollm):
     )
     _, err = finish(process, 120)
     assert process.returncode == 1 and "INVALID_ARGUMENT" in err and "Gandalf" in err
+
+
+def test_the_renamed_backend_setting_is_a_clear_start_error():
+    from services.llm.settings import INFO
+    from solami.settings import SettingsError, load_settings
+
+    env = {"SOLAMI_LLM_ENGINE": "vllm"}
+    with pytest.raises(SettingsError, match="SOLAMI_LLM_ENGINE was renamed SOLAMI_LLM_BACKEND"):
+        load_settings(LlmSettings, INFO.env_prefix, env)
+    # The new name is the one read.
+    with pytest.raises(SettingsError, match="SOLAMI_LLM_MODEL must name a model directory"):
+        load_settings(LlmSettings, INFO.env_prefix, {"SOLAMI_LLM_BACKEND": "vllm"})
