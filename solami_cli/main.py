@@ -85,7 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     simulator.add_arguments(headset)
     headset.set_defaults(func=_headset)
 
-    sub.add_parser("motion", help="`solami motion train DATA --out DIR`: train the motion VQ-VAEs")
+    sub.add_parser(
+        "motion",
+        help="`solami motion train DATA --out DIR`: train the motion VQ-VAEs; "
+        "`solami motion library build DATA --out LIB`: build a retrieval library",
+    )
 
     call = sub.add_parser("call", help="call a service's RPC from the command line")
     from solami_cli import call as call_module
@@ -101,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
         from services.motion import train
 
         return int(train.main(argv[2:]))
+    if argv[:3] == ["motion", "library", "build"]:
+        from services.motion import library_build
+
+        return int(library_build.main(argv[3:]))
     args = build_parser().parse_args(argv)
     return int(args.func(args))
 

