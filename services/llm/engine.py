@@ -42,6 +42,9 @@ class Request:
     user: Turn
     # None = the method's defaults.
     sampling: Sampling | None = None
+    # Agent methods with motion: a caption of the user's motion for the new user message's
+    # <motion> slot ("" = the user message's own motion text).
+    motion_caption: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -206,6 +209,7 @@ class LlmEngine(Engine):
                 self.backend.count_tokens,
                 context_tokens,
                 sampling.max_new_tokens,
+                request.motion_caption,
             )
             stream = self._agent(prompt, sampling, with_motion, started, dropped)
         yield Started(prompt_tokens, dropped, character.name)
@@ -216,7 +220,8 @@ class LlmEngine(Engine):
         self, prompt: str, sampling: Sampling, with_motion: bool, started: float, dropped: int
     ) -> AsyncIterator[Event]:
         first_token_ms = 0
-        for attempt in range(1, self.settings.max_attempts + 1):
+        attempts = self.settings.agent_max_attempts
+        for attempt in range(1, attempts + 1):
             stats = GenerationStats()
             parser = AgentReplyParser(with_motion)
             raw = ""
@@ -236,7 +241,7 @@ class LlmEngine(Engine):
             for sentence in parser.finish():
                 yield SentenceReady(len(parser.reply.sentences) - 1, sentence)
             reply = parser.reply
-            if reply.sentences or attempt == self.settings.max_attempts:
+            if reply.sentences or attempt == attempts:
                 yield Finished(
                     stats.finish_reason or "stop",
                     stats.prompt_tokens,

@@ -2,7 +2,8 @@
 
 Agent replies are cleaned like the original server (non-ASCII such as emoji and
 ``*stage directions*`` removed, and markup such as tags or a tag cut off at the end of the
-reply) and capped (at most ``MAX_WORDS`` words in at most ``MAX_SENTENCES`` sentences);
+reply) and capped like its ``shorten_text_response`` (at most ``MAX_WORDS`` words in at most
+``MAX_SENTENCES`` sentences, but a longer first sentence is kept whole);
 sentences are released as soon as they are complete so speech-out can start on the first one.
 Text with nothing to say (no letter or digit) is not a sentence.
 """
@@ -20,7 +21,10 @@ MAX_SENTENCES = 3
 # Characters seen without a tag before untagged output is taken as plain speech.
 UNTAGGED_AFTER_CHARS = 12
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+")
+# Sentences end at . ! or ? followed by space, as in the original server's
+# ``shorten_text_response`` (``re.split(r'(?<=[.!?]) +', ...)``); a quote after the mark does not
+# end one.
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _STAGE_DIRECTION = re.compile(r"\*[^*]*\*|\*[^*]*$")
 _NON_ASCII = re.compile(r"[^\x00-\x7F]+")
 # Whole tags (<speech>, </s>, <|im_end|>) and a tag cut off at the end (</spe).
@@ -80,6 +84,9 @@ class AgentReplyParser:
         self._consumed = 0  # speech characters already split into sentences
         self._words = 0
         self._full = False
+        # Set once untagged text has been released as speech: the reply stays untagged then,
+        # so a <speech> tag coming later does not restart the speech text.
+        self._untagged = False
         self.reply = AgentReply()
 
     @property
@@ -96,14 +103,16 @@ class AgentReplyParser:
         """The last sentences once generation has ended; fills in the motion."""
         sentences = self._take(final=True)
         if self._with_motion:
-            motion = _between(self._raw, "<motion>", "</motion>") or ""
-            self.reply.motion = clean_speech(motion)
+            # Only a closed <motion>…</motion>, as the original's
+            # ``clean_speech_motion_text_response``: a motion cut off is no motion.
+            found = re.search(r"<motion>(.*?)</motion>", self._raw, re.DOTALL)
+            self.reply.motion = clean_speech(found.group(1)) if found else ""
         return sentences
 
     def _speech_text(self, final: bool) -> tuple[str, bool]:
         """(speech text so far, whether it is complete)."""
         raw = self._raw
-        start = raw.find("<speech>")
+        start = -1 if self._untagged else raw.find("<speech>")
         if start >= 0:
             body = raw[start + len("<speech>") :]
             end = body.find("</speech>")
@@ -116,7 +125,7 @@ class AgentReplyParser:
         stripped = raw.lstrip()
         if stripped.startswith("<") and not final and len(stripped) < len("<speech>"):
             return "", False
-        if final or len(stripped) >= UNTAGGED_AFTER_CHARS:
+        if final or self._untagged or len(stripped) >= UNTAGGED_AFTER_CHARS:
             motion_at = raw.find("<motion>")
             text = raw if motion_at < 0 else raw[:motion_at]
             return text, final or motion_at >= 0
@@ -125,6 +134,7 @@ class AgentReplyParser:
     def _take(self, final: bool) -> list[str]:
         if self._full:
             return []
+        tagged = not self._untagged and "<speech>" in self._raw
         text, complete = self._speech_text(final)
         pending = text[self._consumed :]
         pieces: list[str] = []
@@ -136,6 +146,8 @@ class AgentReplyParser:
             pieces.append(pending[position:])
             position = len(pending)
         self._consumed += position
+        if position and not tagged:
+            self._untagged = True
         released = []
         for piece in pieces:
             sentence = clean_speech(piece)

@@ -143,9 +143,21 @@ def agent_message(turn: Turn, with_motion: bool) -> str:
 
 
 def build_agent_messages(
-    character: Character, history: Sequence[Turn], user: Turn, with_motion: bool
+    character: Character,
+    history: Sequence[Turn],
+    user: Turn,
+    with_motion: bool,
+    motion_caption: str = "",
 ) -> tuple[list[dict[str, str]], int]:
-    """Chat messages (system + the last messages) and the number of history messages dropped."""
+    """Chat messages (system + the last messages) and the number of history messages dropped.
+
+    ``motion_caption`` (a caption of the user's motion) goes in the new user message's
+    ``<motion>`` slot, where the original server puts its MotionGPT caption
+    (``llama2_server_model.py``, ``conv_inference_server``: ``'<speech>' + speech_str +
+    '</speech> <motion>' + motion_str + '</motion>'``); "" keeps the user's own motion text.
+    Methods without motion leave it out, as the original does."""
+    if with_motion and motion_caption:
+        user = dataclasses.replace(user, motion=motion_caption)
     turns = [*history, user][-AGENT_HISTORY_MESSAGES:]
     dropped = len(history) + 1 - len(turns)
     messages = [{"role": "system", "content": agent_system_prompt(character, with_motion)}]
@@ -164,12 +176,14 @@ def build_agent_prompt(
     count_tokens: Callable[[str], int],
     context_tokens: int,
     reply_tokens: int,
+    motion_caption: str = "",
 ) -> tuple[str, int, int]:
-    """(prompt, its token count, history messages dropped) for an agent method.
+    """(prompt, its token count, history messages dropped) for an agent method, with
+    ``motion_caption`` placed as in ``build_agent_messages``.
 
     Raises InvalidInput when the prompt and ``reply_tokens`` new tokens do not fit in
     ``context_tokens``."""
-    messages, dropped = build_agent_messages(character, history, user, with_motion)
+    messages, dropped = build_agent_messages(character, history, user, with_motion, motion_caption)
     prompt = chat_prompt(messages)
     length = count_tokens(prompt)
     if length + reply_tokens > context_tokens:

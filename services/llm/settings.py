@@ -30,8 +30,10 @@ class LlmSettings(ServiceSettings):
     cpu_threads: int = 2
     # Torch device of the transformers backend ("cpu", "cuda").
     device: str = "cpu"
-    # Tries when a SOLAMI reply lacks speech or body ids (or an agent reply lacks speech).
+    # Tries when a SOLAMI reply lacks speech or body ids (the original SOLAMI server: 3).
     max_attempts: int = 3
+    # Tries when an agent-method reply lacks speech (the original agent server: 4).
+    agent_max_attempts: int = 4
     # Longest accepted user text, in characters.
     max_user_chars: int = 2000
     # YAML/JSON file with more characters (name, prompt, description).
@@ -56,6 +58,10 @@ class LlmSettings(ServiceSettings):
             )
         if self.max_attempts < 1:
             raise SettingsError(f"{prefix}MAX_ATTEMPTS must be >= 1, got {self.max_attempts}")
+        if self.agent_max_attempts < 1:
+            raise SettingsError(
+                f"{prefix}AGENT_MAX_ATTEMPTS must be >= 1, got {self.agent_max_attempts}"
+            )
         if not 0.0 < self.gpu_memory_utilization <= 1.0:
             raise SettingsError(
                 f"{prefix}GPU_MEMORY_UTILIZATION must be in (0, 1], "

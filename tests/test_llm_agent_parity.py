@@ -1,0 +1,211 @@
+"""The agent methods' LLM side against the original public server,
+``models/vla/anygpt/infer/llama2_server_model.py`` of AlanJiang98/SOLAMI (class ``DLP``): its
+retry count, its reply parsing of speech and motion text, its word/sentence cap and where it
+puts the caption of the user's motion. The ``_original_*`` functions are its code, copied."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+
+import pytest
+
+from services.llm.backends.base import GenerationStats, Sampling
+from services.llm.characters import CharacterBook
+from services.llm.engine import Finished, LlmEngine, Request
+from services.llm.parsing import MAX_SENTENCES, MAX_WORDS, AgentReplyParser
+from services.llm.prompt import Turn, build_agent_messages, build_agent_prompt
+from services.llm.settings import LlmSettings
+from solami.methods import DLP_RETRIEVAL, LLM_SPEECH
+
+BATMAN = CharacterBook().get("Batman")
+
+
+def _original_clean_speech_text_response(text_response):
+    # llama2_server_model.py, DLP.clean_speech_text_response
+    cleaned_text_response = re.sub(r"[^\x00-\x7F]+", "", text_response)
+    speech_content = re.search(r"<speech>(.*?)</speech>", cleaned_text_response)
+    if speech_content:
+        return re.sub(r"\*.*?\*", "", speech_content.group(1))
+    return ""
+
+
+def _original_clean_speech_motion_text_response(text_response):
+    # llama2_server_model.py, DLP.clean_speech_motion_text_response
+    cleaned_text_response = re.sub(r"[^\x00-\x7F]+", "", text_response)
+    speech_content = re.search(r"<speech>(.*?)</speech>", cleaned_text_response)
+    cleaned_text = re.sub(r"\*.*?\*", "", speech_content.group(1)) if speech_content else ""
+    motion_content = re.search(r"<motion>(.*?)</motion>", cleaned_text_response)
+    motion_text = re.sub(r"\*.*?\*", "", motion_content.group(1)) if motion_content else ""
+    return cleaned_text, motion_text
+
+
+def _original_shorten_text_response(text, max_words=20, max_sentences=3):
+    # llama2_server_model.py, DLP.shorten_text_response
+    if text.strip() == "":
+        return ""
+    sentences = re.split(r"(?<=[.!?]) +", text.strip())
+    for j in range(max_sentences, 0, -1):
+        shortened_text = " ".join(sentences[:j])
+        if len(shortened_text.split()) > max_words:
+            continue
+        return shortened_text
+    return sentences[0]
+
+
+def _ours(raw: str, with_motion: bool) -> AgentReplyParser:
+    parser = AgentReplyParser(with_motion)
+    for char in raw:  # streamed one character at a time
+        parser.feed(char)
+    parser.finish()
+    return parser
+
+
+def _tidy(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_the_cap_is_the_originals():
+    # shorten_text_response(text, max_words=20, max_sentences=3)
+    assert (MAX_WORDS, MAX_SENTENCES) == (20, 3)
+
+
+REPLIES = [
+    "<speech>One. Two. Three. Four.</speech>",
+    # 8 + 8 + 8 words: the third would make 24 > 20, so two sentences.
+    "<speech>I am the night and I guard this city. Every villain in Gotham knows my name well. "
+    "They fear the shadow that hunts them down.</speech>",
+    # A first sentence of 25 words is kept whole, as the original returns sentences[0].
+    "<speech>" + " ".join(["word"] * 24) + " end. Short one.</speech>",
+    # A quote after the mark does not end a sentence.
+    '<speech>He said "Stop." Then he left. Fine.</speech>',
+    "<speech>Wait... what?! Really? Yes.</speech>",
+    "<speech>I am Batman! *growls* I protect Gotham \U0001f987 every night. Fear the dark. "
+    "This fourth sentence is never spoken.</speech> <motion>cross arms</motion>",
+    "<speech>Hello, how are you recently?</speech> <motion>Wave hands</motion>",
+]
+
+
+@pytest.mark.parametrize("raw", REPLIES)
+def test_speech_is_cleaned_and_capped_like_the_original(raw):
+    # clean_speech_text_response, then shorten_text_response (conv_inference_server, llm+speech)
+    expected = _original_shorten_text_response(_original_clean_speech_text_response(raw))
+    assert _tidy(_ours(raw, with_motion=False).reply.speech) == _tidy(expected)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "<speech>Hi there.</speech> <motion>Wave hands</motion>",
+        "<speech>Hi.</speech> <motion>*slowly* bow \U0001f600 deeply</motion>",
+        "<speech>Hi.</speech> <motion>raise both arms",  # cut off: no motion
+        "<speech>Hi.</speech>",  # none
+        "<speech>Hi.</speech> <motion></motion>",
+    ],
+)
+def test_motion_text_is_parsed_like_the_original(raw):
+    # clean_speech_motion_text_response (dlp+motiongpt, dlp+motiongpt+retrieval)
+    speech, motion = _original_clean_speech_motion_text_response(raw)
+    parser = _ours(raw, with_motion=True)
+    assert _tidy(parser.reply.motion) == _tidy(motion)
+    assert _tidy(parser.reply.speech) == _tidy(_original_shorten_text_response(speech))
+
+
+class FakeBackend:
+    """Stands in for an LLM (none can be loaded in this test): replies ``replies[i]`` on the
+    i-th try, the last one repeating; counts the tries."""
+
+    name = "fake"
+    supports_solami = False
+
+    def __init__(self, replies: list[str]) -> None:
+        self.replies = replies
+        self.tries = 0
+
+    def load(self) -> None:
+        pass
+
+    def shutdown(self) -> None:
+        pass
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def chat_prompt(self, messages: list[dict[str, str]]) -> str:
+        return "\n".join(f"{m['role']}: {m['content']}" for m in messages)
+
+    async def stream(
+        self, prompt: str, sampling: Sampling, stats: GenerationStats
+    ) -> AsyncIterator[str]:
+        reply = self.replies[min(self.tries, len(self.replies) - 1)]
+        self.tries += 1
+        for word in reply.split(" "):
+            yield word + " "
+
+
+def _finish(backend: FakeBackend, method: str, settings: LlmSettings | None = None) -> Finished:
+    engine = LlmEngine(settings or LlmSettings(), backend)
+    request = Request("Batman", method, (), Turn("user", text="Who are you?"))
+
+    async def run() -> Finished:
+        events = [event async for event in engine.generate(request)]
+        return events[-1]
+
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize("method", [LLM_SPEECH, DLP_RETRIEVAL])
+def test_agent_methods_try_four_times_like_the_original(method):
+    # DLP.__init__(..., REPEAT_TIMES=4) and `for repeat in range(self.REPEAT_TIMES)` in
+    # conv_inference_server: a try without speech is generated again, four tries in all.
+    assert LlmSettings().agent_max_attempts == 4
+    junk = "*nods* \U0001f987"
+    backend = FakeBackend([junk, junk, junk, "<speech>I am Batman.</speech>"])
+    end = _finish(backend, method)
+    assert backend.tries == 4 and end.attempts == 4 and end.speech == "I am Batman."
+    # After four tries without speech the original gives up (returns None): no reply.
+    backend = FakeBackend([junk])
+    end = _finish(backend, method)
+    assert backend.tries == 4 and end.attempts == 4 and end.speech == ""
+
+
+def test_the_solami_method_keeps_the_original_solami_servers_three_tries():
+    # solami_server_model.py, SOLAMI.__init__(..., REPEAT_TIMES = 3)
+    assert LlmSettings().max_attempts == 3
+
+
+def test_a_motion_caption_fills_the_new_user_messages_motion_slot():
+    # conv_inference_server: message_str = '<speech>' + speech_str + '</speech> <motion>' +
+    # motion_str + '</motion>' with motion_str = self.motion_caption_infer(input_motion_path).
+    history = [Turn("user", text="hello", motion="stands"), Turn("character", text="hi")]
+    user = Turn("user", text="Look at this!")
+    captioned, _ = build_agent_messages(BATMAN, history, user, True, "a person does a cartwheel")
+    today, _ = build_agent_messages(BATMAN, history, user, True)
+    assert captioned[-1] == {
+        "role": "user",
+        "content": "<speech>Look at this!</speech> <motion>a person does a cartwheel</motion>",
+    }
+    assert captioned[:-1] == today[:-1]  # the system prompt and the history are untouched
+    # An empty caption is exactly today's prompt.
+    assert build_agent_messages(BATMAN, history, user, True, "") == (today, 0)
+    # llm+speech has no <motion> in its messages, caption or not (message_str = '<speech>' +
+    # speech_str + '</speech>').
+    assert build_agent_messages(BATMAN, history, user, False, "a cartwheel") == (
+        build_agent_messages(BATMAN, history, user, False)
+    )
+    prompt, _, _ = build_agent_prompt(
+        BATMAN, history, user, True, FakeBackend([]).chat_prompt, len, 100_000, 150, "a bow"
+    )
+    assert prompt.endswith("user: <speech>Look at this!</speech> <motion>a bow</motion>")
+
+
+def test_text_before_the_speech_tag_is_spoken_unlike_the_original():
+    # On purpose (README, llm): untagged text is streamed as speech once it makes a sentence, so
+    # a lead-in before <speech> is spoken, where the original keeps only the tagged part; the
+    # speech is never restarted half way.
+    raw = "Sure thing. <speech>Hello, how are you recently?</speech> <motion>Wave hands</motion>"
+    parser = _ours(raw, with_motion=True)
+    assert parser.reply.sentences == ["Sure thing.", "Hello, how are you recently?"]
+    assert parser.reply.motion == "Wave hands"
+    assert _original_clean_speech_text_response(raw) == "Hello, how are you recently?"
