@@ -138,15 +138,17 @@ class FakeBackend:
     async def stream(
         self, prompt: str, sampling: Sampling, stats: GenerationStats
     ) -> AsyncIterator[str]:
+        self.prompt = prompt
         reply = self.replies[min(self.tries, len(self.replies) - 1)]
         self.tries += 1
         for word in reply.split(" "):
             yield word + " "
 
 
-def _finish(backend: FakeBackend, method: str, settings: LlmSettings | None = None) -> Finished:
-    engine = LlmEngine(settings or LlmSettings(), backend)
-    request = Request("Batman", method, (), Turn("user", text="Who are you?"))
+def _finish(backend: FakeBackend, method: str, motion_caption: str = "") -> Finished:
+    engine = LlmEngine(LlmSettings(), backend)
+    user = Turn("user", text="Who are you?")
+    request = Request("Batman", method, (), user, motion_caption=motion_caption)
 
     async def run() -> Finished:
         events = [event async for event in engine.generate(request)]
@@ -209,3 +211,13 @@ def test_text_before_the_speech_tag_is_spoken_unlike_the_original():
     assert parser.reply.sentences == ["Sure thing.", "Hello, how are you recently?"]
     assert parser.reply.motion == "Wave hands"
     assert _original_clean_speech_text_response(raw) == "Hello, how are you recently?"
+
+
+def test_the_engine_passes_a_motion_caption_to_the_agent_prompt():
+    backend = FakeBackend(["<speech>I am Batman.</speech> <motion>bow</motion>"])
+    _finish(backend, DLP_RETRIEVAL, motion_caption="a person waves")
+    assert backend.prompt.endswith(
+        "user: <speech>Who are you?</speech> <motion>a person waves</motion>"
+    )
+    _finish(backend, LLM_SPEECH, motion_caption="a person waves")
+    assert backend.prompt.endswith("user: <speech>Who are you?</speech>")
