@@ -1,6 +1,8 @@
 """motion: full-size body + hand tokenizers (random weights, loaded from a checkpoint directory)
 decoding and encoding 64 tokens (256 frames), one-shot and streamed; TextToMotion latency over
-gRPC with the real library and all-MiniLM-L6-v2, warm."""
+gRPC with the real library and all-MiniLM-L6-v2, warm; retrieval over a built library of
+40,000 clips (random unit 384-dim embeddings, memory-mapped like a built library) and the
+build time per 1,000 small synthetic clips (real MiniLM embeddings)."""
 
 from __future__ import annotations
 
@@ -18,8 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import percentile, repeat, report, timed
-from services.motion import features
+from services.motion import features, library_build
 from services.motion.backends.checkpoints import random_tokenizers, save_tokenizers
+from services.motion.backends.retrieval import TextEmbedder, top1
 from services.motion.engine import MotionEngine
 from services.motion.library import MotionLibrary
 from services.motion.server import DEFINITION
@@ -145,10 +148,49 @@ def _text_to_motion() -> dict:
     }
 
 
+LIBRARY_CLIPS = 40_000
+LIBRARY_QUERIES = 200
+BUILD_CLIPS = 1_000
+BUILD_CLIP_FRAMES = 60
+
+
+def _library_scale(directory: Path) -> dict:
+    """Top-1 search over 40K unit embeddings (memory-mapped file) and build time per 1K clips."""
+    rng = np.random.default_rng(0)
+    rows = rng.normal(size=(LIBRARY_CLIPS, 384)).astype(np.float32)
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    rows.astype("<f4").tofile(directory / "embeddings.f32")
+    mapped = np.memmap(directory / "embeddings.f32", "<f4", "r", shape=rows.shape)
+    queries = rng.normal(size=(LIBRARY_QUERIES, 384)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    top1(mapped, queries[0])
+    it = iter(queries)
+    search = repeat(lambda: top1(mapped, next(it)), LIBRARY_QUERIES)
+    data = directory / "data"
+    data.mkdir()
+    for i in range(BUILD_CLIPS):
+        poses = 0.1 * rng.normal(size=(BUILD_CLIP_FRAMES, 165))
+        trans = np.cumsum(0.01 * rng.normal(size=(BUILD_CLIP_FRAMES, 3)), 0)
+        np.savez(data / f"clip{i:05d}.npz", poses=poses, trans=trans)
+        (data / f"clip{i:05d}.txt").write_text(f"a person does motion number {i}\n")
+    embedder = TextEmbedder()
+    embedder.load()
+    report = library_build.build(data, directory / "lib", embedder)
+    assert report.clips == BUILD_CLIPS
+    return {
+        "clips": LIBRARY_CLIPS,
+        "search_p50_ms": round(statistics.median(search) * 1000, 2),
+        "search_p95_ms": round(percentile(search, 95) * 1000, 2),
+        "build_s_per_1k_clips": round(report.seconds * 1000 / BUILD_CLIPS, 1),
+    }
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tokens = _tokenizers(Path(tmp))
     text = _text_to_motion()
+    with tempfile.TemporaryDirectory() as tmp:
+        scale = _library_scale(Path(tmp))
     rows = [
         (
             "cold start: load + warm-up (MiniLM, library, full-size tokenizers)",
@@ -180,8 +222,17 @@ def main() -> None:
         ),
         ("text2motion, repeated phrase p50", f"{text['repeated_phrase_p50_ms']:.1f} ms"),
         ("text2motion, engine only p50", f"{text['engine_only_p50_ms']:.1f} ms"),
+        (
+            f"library search, top-1 of {scale['clips']:,} unit 384-dim embeddings p50 / p95",
+            f"{scale['search_p50_ms']:.2f} / {scale['search_p95_ms']:.2f} ms",
+        ),
+        (
+            f"library build per 1K clips ({BUILD_CLIP_FRAMES} frames, 1 text, MiniLM on CPU)",
+            f"{scale['build_s_per_1k_clips']:.1f} s",
+        ),
     ]
-    report("motion", rows, {"tokenizers_full_size": tokens, "text_to_motion": text})
+    figures = {"tokenizers_full_size": tokens, "text_to_motion": text, "library_scale": scale}
+    report("motion", rows, figures)
 
 
 if __name__ == "__main__":
