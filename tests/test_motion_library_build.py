@@ -173,3 +173,49 @@ def test_solami_cli_subcommand(data, tmp_path):
 
     assert solami(["motion", "library", "build", str(data), "--out", str(tmp_path / "lib")]) == 0
     assert is_built_library(tmp_path / "lib")
+
+
+def _tiny_cls_model(directory: Path) -> Path:
+    """A BERT of random weights in the sentence-transformers layout with CLS pooling (as
+    BGE-large), with MiniLM's tokenizer."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from services.motion.backends.retrieval import packaged_model_dir
+
+    directory.mkdir()
+    source = packaged_model_dir()
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        (directory / name).write_bytes((source / name).read_bytes())
+    torch.manual_seed(0)
+    config = BertConfig(
+        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64
+    )
+    BertModel(config).save_pretrained(directory)
+    (directory / "1_Pooling").mkdir()
+    (directory / "1_Pooling" / "config.json").write_text(
+        json.dumps({"word_embedding_dimension": 32, "pooling_mode_cls_token": True})
+    )
+    return directory
+
+
+def test_a_library_built_with_another_model_needs_that_model(data, tmp_path):
+    import torch
+
+    from services.motion.backends.retrieval import TextEmbedder
+
+    model_dir = _tiny_cls_model(tmp_path / "tiny-bge")
+    embedder = TextEmbedder(model_dir)
+    embedder.load()
+    vector = embedder.embed(["a person jumps"])[0]
+    batch = embedder._tokenizer(["a person jumps"], return_tensors="pt")
+    with torch.inference_mode():
+        cls = embedder._model(**batch).last_hidden_state[0, 0].numpy()
+    np.testing.assert_allclose(vector, cls / np.linalg.norm(cls), atol=1e-5)
+    report = build(data, tmp_path / "lib", embedder)
+    library = BuiltLibrary.open(tmp_path / "lib")
+    assert library.embedding_model == "tiny-bge" and library.embeddings.shape == (report.texts, 32)
+    assert LibraryRetrieval.load(tmp_path / "lib", BUILT_IN, embedder, 0.3).retrieve("jump", 1.0)
+    engine = MotionEngine(MotionSettings(library_dir=tmp_path / "lib"), shared_embedder())
+    with pytest.raises(EngineUnavailable, match=r"tiny-bge \(32 dims.*all-MiniLM-L6-v2 \(384"):
+        engine.load()

