@@ -159,6 +159,7 @@ def test_mismatched_library_is_refused_at_start(built, tmp_path, change, message
 def test_engine_serves_a_built_library(built):
     engine = MotionEngine(MotionSettings(library_dir=built[0]), shared_embedder())
     engine.load()
+    engine.warmup()
     assert engine.text_to_motion("a person jumping", 1.0).name == "jump"
 
 

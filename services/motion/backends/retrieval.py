@@ -221,7 +221,7 @@ class Fitter:
             speed = float(np.clip(clip.duration_s / total_s, MIN_SPEED, MAX_SPEED))
             source_t, active_s = t * speed, min(n / FPS, clip.duration_s / speed)
         q, trans = self._sample(clip, source_t)
-        if clip.name != self._idle.name:
+        if clip is not self._idle:
             blend = max(min(self.blend_s, active_s / 2), 1 / FPS)
             weight = np.minimum(_ease(t / blend), _ease((active_s - 1 / FPS - t) / blend))
             idle_q, idle_trans = self._sample(self._idle, t)
