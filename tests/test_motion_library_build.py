@@ -23,7 +23,7 @@ from tests.support.motion_models import shared_embedder, smplx_ai
 TEXTS = {
     "wave": ["a person waves hello with the right hand#a/DET person/NOUN#0.0#0.0"],
     "walk": ["someone walks forward slowly", "a man strolls ahead"],
-    "jump": ["a person jumps up high in the air"],
+    "jump": ["a person jumps up high in the air", "then lands and kneels#then/ADV#1.0#2.0"],
     "sit": ["a person sits down on a chair"],
 }
 
@@ -72,16 +72,19 @@ def built(data, tmp_path_factory) -> tuple[Path, object]:
 def test_build_writes_clips_texts_and_index(built):
     out, report = built
     assert is_built_library(out)
-    assert report.clips == 5 and report.texts == 6
+    assert report.clips == 6 and report.texts == 7
     library = BuiltLibrary.open(out)
-    assert library.names == ("G001/P1", "jump", "sit", "walk", "wave")
-    assert library.embeddings.shape == (6, 384) and library.embeddings.dtype == np.float32
+    assert library.names == ("G001/P1", "jump", "jump#1-2", "sit", "walk", "wave")
+    assert library.embeddings.shape == (7, 384) and library.embeddings.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(library.embeddings, axis=1), 1.0, atol=1e-4)
     assert "a person waves hello with the right hand" in library.texts
     frames = np.diff(library.offsets)
     # 90 frames at 60 Hz became 45 at 30 fps.
     assert frames[library.names.index("walk")] == pytest.approx(45, abs=1)
     assert frames[library.names.index("jump")] == 90
+    # A HumanML3D caption tagged 1.0-2.0 s describes those 30 frames.
+    assert frames[library.names.index("jump#1-2")] == 30
+    assert library.clip(library.names.index("jump#1-2")).descriptions == ("then lands and kneels",)
     clip = library.clip(library.names.index("G001/P1"))
     assert clip.motion.poses.shape == (60, 165)
     assert np.abs(clip.motion.trans[0, [0, 2]]).max() < 1e-6
@@ -107,6 +110,7 @@ def test_bad_clips_are_reported_and_skipped(built, data):
         ("take a seat", "sit"),
         ("wave goodbye", "wave"),
         ("walk ahead", "walk"),
+        ("kneel down after landing", "jump#1-2"),
         ("shake my hand", "G001/P1"),
     ],
 )
@@ -139,7 +143,7 @@ def _copy(src: Path, dst: Path) -> Path:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda d, m: m.update(clips=4), "clips.jsonl has 5 clips"),
+        (lambda d, m: m.update(clips=4), "clips.jsonl has 6 clips, manifest 4"),
         (lambda d, m: m.update(embedding_model="bge-large-en-v1.5"), "index built with bge"),
         (lambda d, m: m.update(embedding_dims=1024), "embeddings.f32"),
         (lambda d, m: (d / "embeddings.f32").write_bytes(b"\0" * 16), "embeddings.f32"),
@@ -165,7 +169,7 @@ def test_engine_serves_a_built_library(built):
 
 def test_cli_build(data, tmp_path, capsys):
     assert main([str(data), "--out", str(tmp_path / "lib")]) == 0
-    assert "5 clips" in capsys.readouterr().out
+    assert "6 clips" in capsys.readouterr().out
     assert BuiltLibrary.open(tmp_path / "lib").names[0] == "G001/P1"
 
 

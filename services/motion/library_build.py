@@ -15,7 +15,8 @@ them (``train.py``: frame rate from ``mocap_frame_rate`` / ``mocap_framerate`` /
 A clip's texts are the first of these files that exists: ``<clip>.txt`` next to it,
 ``DATA/texts/<clip>.txt`` (HumanML3D) or ``DATA/texts/<folder>.txt`` (Inter-X: both persons of
 an interaction share its texts). One text per line; HumanML3D's ``caption#tokens#start#end`` is
-cut to the caption (the start/end sub-segment tags are not applied: the whole clip is kept).
+cut to the caption; a caption tagged with a sub-segment (``start``/``end`` in seconds, not
+0/0) belongs to a clip ``<clip>#<start>-<end>`` of those frames, the others to the whole clip.
 HumanML3D's ``new_joint_vecs`` / ``new_joints`` are joint positions, not SMPL-X, and are not
 read: point DATA at the AMASS SMPL-X npz the dataset was made from, with the texts alongside.
 
@@ -141,14 +142,25 @@ def texts_file(clip: Path, data_dir: Path) -> Path | None:
     return None
 
 
-def read_texts(path: Path) -> list[str]:
-    """One text per line, HumanML3D ``caption#tokens#start#end`` cut to the caption."""
-    texts: list[str] = []
+def read_texts(path: Path) -> dict[tuple[float, float] | None, list[str]]:
+    """Texts by segment (None: the whole clip), one per line, HumanML3D
+    ``caption#tokens#start#end`` cut to the caption."""
+    segments: dict[tuple[float, float] | None, list[str]] = {}
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        text = " ".join(line.split("#", 1)[0].split())
+        fields = line.split("#")
+        text = " ".join(fields[0].split())
+        segment = None
+        if len(fields) >= 4:
+            try:
+                start, end = float(fields[2]), float(fields[3])
+            except ValueError:
+                start = end = 0.0
+            if end > start >= 0.0:
+                segment = (start, end)
+        texts = segments.setdefault(segment, [])
         if text and text not in texts:
             texts.append(text)
-    return texts
+    return {segment: texts for segment, texts in segments.items() if texts}
 
 
 def build(
@@ -164,8 +176,8 @@ def build(
                 continue
             texts_path = texts_file(path, data_dir)
             try:
-                texts = read_texts(texts_path) if texts_path is not None else []
-                if not texts:
+                segments = read_texts(texts_path) if texts_path is not None else {}
+                if not segments:
                     raise ValueError("no texts (<clip>.txt, texts/<clip>.txt or texts/<dir>.txt)")
                 motion = read_clip(path, z_up)
             except ValueError as exc:
@@ -173,11 +185,21 @@ def build(
                 if log is not None:
                     log(f"skipped {path}: {exc}")
                 continue
-            poses.write(motion.poses.astype("<f4").tobytes())
-            trans.write(motion.trans.astype("<f4").tobytes())
-            offsets.append(offsets[-1] + motion.n_frames)
             name = path.relative_to(data_dir).with_suffix("").as_posix()
-            entries.append({"name": name, "source": str(path), "texts": texts})
+            for segment, texts in segments.items():
+                part, part_name = motion, name
+                if segment is not None:
+                    first, last = (round(t * FPS) for t in segment)
+                    part = Motion(motion.poses[first:last], motion.trans[first:last])
+                    part_name = f"{name}#{segment[0]:g}-{segment[1]:g}"
+                    if part.n_frames < MIN_CLIP_FRAMES:
+                        reason = f"segment {segment} outside its {motion.n_frames} frames"
+                        skipped.append((f"{path}#{segment[0]:g}-{segment[1]:g}", reason))
+                        continue
+                poses.write(part.poses.astype("<f4").tobytes())
+                trans.write(part.trans.astype("<f4").tobytes())
+                offsets.append(offsets[-1] + part.n_frames)
+                entries.append({"name": part_name, "source": str(path), "texts": texts})
     embedder.load()
     all_texts = [text for entry in entries for text in entry["texts"]]
     with open(out_dir / "embeddings.f32", "wb") as out:
