@@ -1,13 +1,15 @@
 """The agent methods' LLM side against the original public server,
 ``models/vla/anygpt/infer/llama2_server_model.py`` of AlanJiang98/SOLAMI (class ``DLP``): its
 retry count, its reply parsing of speech and motion text, its word/sentence cap and where it
-puts the caption of the user's motion. The ``_original_*`` functions are its code, copied."""
+puts the caption of the user's motion. The original's outputs for the parsing cases were
+generated with its code and kept as data (``tests/fixtures/agent_parsing``)."""
 
 from __future__ import annotations
 
 import asyncio
-import re
+import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -22,36 +24,10 @@ from solami.methods import DLP_RETRIEVAL, LLM_SPEECH
 BATMAN = CharacterBook().get("Batman")
 
 
-def _original_clean_speech_text_response(text_response):
-    # llama2_server_model.py, DLP.clean_speech_text_response
-    cleaned_text_response = re.sub(r"[^\x00-\x7F]+", "", text_response)
-    speech_content = re.search(r"<speech>(.*?)</speech>", cleaned_text_response)
-    if speech_content:
-        return re.sub(r"\*.*?\*", "", speech_content.group(1))
-    return ""
-
-
-def _original_clean_speech_motion_text_response(text_response):
-    # llama2_server_model.py, DLP.clean_speech_motion_text_response
-    cleaned_text_response = re.sub(r"[^\x00-\x7F]+", "", text_response)
-    speech_content = re.search(r"<speech>(.*?)</speech>", cleaned_text_response)
-    cleaned_text = re.sub(r"\*.*?\*", "", speech_content.group(1)) if speech_content else ""
-    motion_content = re.search(r"<motion>(.*?)</motion>", cleaned_text_response)
-    motion_text = re.sub(r"\*.*?\*", "", motion_content.group(1)) if motion_content else ""
-    return cleaned_text, motion_text
-
-
-def _original_shorten_text_response(text, max_words=20, max_sentences=3):
-    # llama2_server_model.py, DLP.shorten_text_response
-    if text.strip() == "":
-        return ""
-    sentences = re.split(r"(?<=[.!?]) +", text.strip())
-    for j in range(max_sentences, 0, -1):
-        shortened_text = " ".join(sentences[:j])
-        if len(shortened_text.split()) > max_words:
-            continue
-        return shortened_text
-    return sentences[0]
+# What the original server made of the replies below: ``tests/fixtures/agent_parsing/README.md``.
+ORIGINAL = json.loads(
+    (Path(__file__).parent / "fixtures" / "agent_parsing" / "cases.json").read_text()
+)
 
 
 def _ours(raw: str, with_motion: bool) -> AgentReplyParser:
@@ -71,45 +47,21 @@ def test_the_cap_is_the_originals():
     assert (MAX_WORDS, MAX_SENTENCES) == (20, 3)
 
 
-REPLIES = [
-    "<speech>One. Two. Three. Four.</speech>",
-    # 8 + 8 + 8 words: the third would make 24 > 20, so two sentences.
-    "<speech>I am the night and I guard this city. Every villain in Gotham knows my name well. "
-    "They fear the shadow that hunts them down.</speech>",
-    # A first sentence of 25 words is kept whole, as the original returns sentences[0].
-    "<speech>" + " ".join(["word"] * 24) + " end. Short one.</speech>",
-    # A quote after the mark does not end a sentence.
-    '<speech>He said "Stop." Then he left. Fine.</speech>',
-    "<speech>Wait... what?! Really? Yes.</speech>",
-    "<speech>I am Batman! *growls* I protect Gotham \U0001f987 every night. Fear the dark. "
-    "This fourth sentence is never spoken.</speech> <motion>cross arms</motion>",
-    "<speech>Hello, how are you recently?</speech> <motion>Wave hands</motion>",
-]
-
-
-@pytest.mark.parametrize("raw", REPLIES)
-def test_speech_is_cleaned_and_capped_like_the_original(raw):
-    # clean_speech_text_response, then shorten_text_response (conv_inference_server, llm+speech)
-    expected = _original_shorten_text_response(_original_clean_speech_text_response(raw))
-    assert _tidy(_ours(raw, with_motion=False).reply.speech) == _tidy(expected)
+@pytest.mark.parametrize("case", ORIGINAL["speech"], ids=range(len(ORIGINAL["speech"])))
+def test_speech_is_cleaned_and_capped_like_the_original(case):
+    # The cases: sentence and word caps (a first sentence over 20 words kept whole), a quote
+    # after the mark, ellipses, *actions* and emoji dropped, a fourth sentence never spoken.
+    assert _tidy(_ours(case["reply"], with_motion=False).reply.speech) == _tidy(case["speech"])
 
 
 @pytest.mark.parametrize(
-    "raw",
-    [
-        "<speech>Hi there.</speech> <motion>Wave hands</motion>",
-        "<speech>Hi.</speech> <motion>*slowly* bow \U0001f600 deeply</motion>",
-        "<speech>Hi.</speech> <motion>raise both arms",  # cut off: no motion
-        "<speech>Hi.</speech>",  # none
-        "<speech>Hi.</speech> <motion></motion>",
-    ],
+    "case", ORIGINAL["speech_and_motion"], ids=range(len(ORIGINAL["speech_and_motion"]))
 )
-def test_motion_text_is_parsed_like_the_original(raw):
-    # clean_speech_motion_text_response (dlp+motiongpt, dlp+motiongpt+retrieval)
-    speech, motion = _original_clean_speech_motion_text_response(raw)
-    parser = _ours(raw, with_motion=True)
-    assert _tidy(parser.reply.motion) == _tidy(motion)
-    assert _tidy(parser.reply.speech) == _tidy(_original_shorten_text_response(speech))
+def test_motion_text_is_parsed_like_the_original(case):
+    # Closed, *action*-and-emoji, cut-off, missing and empty motion tags.
+    parser = _ours(case["reply"], with_motion=True)
+    assert _tidy(parser.reply.motion) == _tidy(case["motion"])
+    assert _tidy(parser.reply.speech) == _tidy(case["speech"])
 
 
 class FakeBackend:
@@ -210,7 +162,6 @@ def test_text_before_the_speech_tag_is_spoken_unlike_the_original():
     parser = _ours(raw, with_motion=True)
     assert parser.reply.sentences == ["Sure thing.", "Hello, how are you recently?"]
     assert parser.reply.motion == "Wave hands"
-    assert _original_clean_speech_text_response(raw) == "Hello, how are you recently?"
 
 
 def test_the_engine_passes_a_motion_caption_to_the_agent_prompt():
