@@ -69,7 +69,7 @@ def built(data, tmp_path_factory) -> tuple[Path, object]:
     return out, build(data, out, shared_embedder())
 
 
-def test_build_writes_clips_texts_and_index(built):
+def test_build_writes_clips_texts_and_index(built, data):
     out, report = built
     assert is_built_library(out)
     assert report.clips == 6 and report.texts == 7
@@ -87,6 +87,12 @@ def test_build_writes_clips_texts_and_index(built):
     assert library.clip(library.names.index("jump#1-2")).descriptions == ("then lands and kneels",)
     clip = library.clip(library.names.index("G001/P1"))
     assert clip.motion.poses.shape == (60, 165)
+    # Without a frame-rate key, --fps applies (Inter-X: 120 fps).
+    interx = build(data, out.parent / "interx", shared_embedder(), default_fps=120.0)
+    interx_library = BuiltLibrary.open(out.parent / "interx")
+    assert interx.clips == 6
+    assert np.diff(interx_library.offsets)[interx_library.names.index("G001/P1")] == 15
+    assert np.diff(interx_library.offsets)[interx_library.names.index("jump")] == 90
     assert np.abs(clip.motion.trans[0, [0, 2]]).max() < 1e-6
 
 

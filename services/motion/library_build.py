@@ -1,16 +1,20 @@
 """Builds a motion library directory (``library.BuiltLibrary``) from a motion-text dataset.
 
-    solami motion library build DATA --out LIB [--z-up] [--embedding-model DIR] [--device cuda]
+    solami motion library build DATA --out LIB [--z-up] [--fps HZ] [--embedding-model DIR]
+        [--device cuda]
 
 DATA is searched recursively for SMPL-X ``.npz`` clips, read as the tokenizer training reads
 them (``train.py``: frame rate from ``mocap_frame_rate`` / ``mocap_framerate`` / ``fps``, else
-30; resampled to 30 fps by per-joint slerp; ``--z-up`` converts Blender/AMASS Z-up data):
+``--fps``, default 30; resampled to 30 fps by per-joint slerp; ``--z-up`` converts
+Blender/AMASS Z-up data):
 
 - ``poses`` (T, 165) + ``trans`` (T, 3) (our form, AMASS SMPL-X ``*_stageii.npz``), or the
   per-part SMPL-X keys (``root_orient``/``global_orient`` (T, 3), ``pose_body``/``body_pose``
   (T, 63), ``pose_hand`` (T, 90) or ``pose_lhand``/``left_hand_pose`` + ``pose_rhand``/
   ``right_hand_pose`` (T, 45 each), ``trans``/``transl``), the form of Inter-X's per-person
-  ``motions/<id>/P1.npz`` / ``P2.npz``; jaw and eyes are left at zero.
+  ``motions/<id>/P1.npz`` / ``P2.npz`` (120 fps without a frame-rate key: build Inter-X with
+  ``--fps 120``, as the original's ``raw_process_inter_x_1.py`` assumes); jaw and eyes are
+  left at zero.
 
 A clip's texts are the first of these files that exists: ``<clip>.txt`` next to it,
 ``DATA/texts/<clip>.txt`` (HumanML3D) or ``DATA/texts/<folder>.txt`` (Inter-X: both persons of
@@ -48,7 +52,7 @@ from services.motion.library import (
     MAX_USER_CLIP_FRAMES,
     MIN_CLIP_FRAMES,
 )
-from services.motion.train import _frame_rate
+from services.motion.train import FRAME_RATE_KEYS, _frame_rate
 from solami.avatar.rates import FPS
 from solami.avatar.skeleton import POSE_DIMS
 
@@ -99,7 +103,7 @@ def _poses(data: np.lib.npyio.NpzFile) -> np.ndarray:
     return np.concatenate([parts[0], parts[1], np.zeros((n, 9)), hands.reshape(n, 90)], 1)
 
 
-def read_clip(path: Path, z_up: bool) -> Motion:
+def read_clip(path: Path, z_up: bool, default_fps: float = FPS) -> Motion:
     """The clip at ``path`` at 30 fps, Y-up; ValueError with the reason when unusable."""
     try:
         data = np.load(path, allow_pickle=False)
@@ -111,7 +115,8 @@ def read_clip(path: Path, z_up: bool) -> Motion:
         with data:
             poses = _poses(data)
             trans = _first(data, ("trans", "transl"))
-            rate_hz = _frame_rate(data)
+            named = any(key in data.files for key in FRAME_RATE_KEYS)
+            rate_hz = _frame_rate(data) if named else default_fps
     except (OSError, EOFError, KeyError, zipfile.BadZipFile) as exc:
         raise ValueError(f"unreadable ({exc})") from None
     if trans is None:
@@ -164,7 +169,12 @@ def read_texts(path: Path) -> dict[tuple[float, float] | None, list[str]]:
 
 
 def build(
-    data_dir: Path, out_dir: Path, embedder: TextEmbedder, z_up: bool = False, log=None
+    data_dir: Path,
+    out_dir: Path,
+    embedder: TextEmbedder,
+    z_up: bool = False,
+    log=None,
+    default_fps: float = FPS,
 ) -> BuildReport:
     """Writes the library of ``data_dir``'s clips to ``out_dir`` (see the module doc)."""
     started = time.perf_counter()
@@ -179,7 +189,7 @@ def build(
                 segments = read_texts(texts_path) if texts_path is not None else {}
                 if not segments:
                     raise ValueError("no texts (<clip>.txt, texts/<clip>.txt or texts/<dir>.txt)")
-                motion = read_clip(path, z_up)
+                motion = read_clip(path, z_up, default_fps)
             except ValueError as exc:
                 skipped.append((str(path), str(exc)))
                 if log is not None:
@@ -239,12 +249,15 @@ def main(argv: list[str] | None = None) -> int:
         "--embedding-model", type=Path, default=None, help="model directory (default: packaged)"
     )
     parser.add_argument("--device", default="cpu", help="torch device for the embeddings")
+    parser.add_argument(
+        "--fps", type=float, default=FPS, help="frame rate of clips that name none (Inter-X: 120)"
+    )
     args = parser.parse_args(argv)
     if not args.data.is_dir():
         parser.error(f"{args.data} is not a directory")
     embedder = TextEmbedder(args.embedding_model, args.device)
     report = build(
-        args.data, args.out, embedder, args.z_up, log=lambda m: print(m, file=sys.stderr)
+        args.data, args.out, embedder, args.z_up, lambda m: print(m, file=sys.stderr), args.fps
     )
     print(
         f"{args.out}: {report.clips} clips, {report.frames} frames, {report.texts} texts, "
