@@ -8,7 +8,6 @@ import logging
 import time
 from collections.abc import Callable
 
-import numpy as np
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
@@ -82,7 +81,7 @@ class FramePublisher:
         character = self._character
         pose, trans, face = character.animator.frame(self._now())
         fields = character.rig.frames(pose[None], trans[None])[0]
-        fields.update(face_fields(np.clip(face, 0.0, 1.0))[0])
+        fields.update(face_fields(face)[0])  # clipped to [0, 1] there
         return fields
 
     async def publish(self) -> None:

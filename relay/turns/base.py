@@ -15,7 +15,8 @@ import dataclasses
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
+from typing import TypeVar
 
 import numpy as np
 
@@ -29,6 +30,7 @@ from solami.logs import log_event
 from solami.v1 import common_pb2
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 # Characters of a turn id (hex): short enough for logs, unique among a session's turns.
@@ -131,14 +133,8 @@ async def animate(
     turn_log: TurnLog | None = None,
 ) -> np.ndarray | None:
     """Face frames for ``speech``; None when the face service failed (the idle face plays)."""
-    try:
-        face = await clients.face.animate(turn, speech.samples, speech.rate_hz, speech.timings)
-    except TurnError as exc:
-        log_event(log, "face failed", logging.WARNING, reason=exc.reason)
-        return None
-    if turn_log is not None:
-        turn_log.mark("face")
-    return face
+    call = clients.face.animate(turn, speech.samples, speech.rate_hz, speech.timings)
+    return await _optional("face", call, turn_log)
 
 
 async def text_to_motion(
@@ -149,11 +145,16 @@ async def text_to_motion(
     turn_log: TurnLog | None = None,
 ) -> BodyMotion | None:
     """A library motion for ``phrase``; None when the motion service failed (idle plays)."""
+    return await _optional("motion", clients.motion.text_to_motion(turn, phrase, seconds), turn_log)
+
+
+async def _optional(stage: str, call: Awaitable[T], turn_log: TurnLog | None) -> T | None:
+    """The result of a stage the reply can do without, or None (logged) when it failed."""
     try:
-        body = await clients.motion.text_to_motion(turn, phrase, seconds)
+        result = await call
     except TurnError as exc:
-        log_event(log, "motion failed", logging.WARNING, reason=exc.reason)
+        log_event(log, f"{stage} failed", logging.WARNING, reason=exc.reason)
         return None
     if turn_log is not None:
-        turn_log.mark("motion")
-    return body
+        turn_log.mark(stage)
+    return result

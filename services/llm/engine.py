@@ -99,6 +99,32 @@ class Finished:
 Event = Started | TextDelta | SentenceReady | SpeechUnits | MotionTokens | Finished
 
 
+def _finished(
+    stats: GenerationStats,
+    attempt: int,
+    first_token_ms: int,
+    started: float,
+    dropped: int,
+    speech: str = "",
+    motion: str = "",
+    tokens: Tokens | None = None,
+) -> Finished:
+    """The last event of a generation whose successful (or last) try was ``attempt``."""
+    return Finished(
+        stats.finish_reason or "stop",
+        stats.prompt_tokens,
+        stats.cached_prompt_tokens,
+        stats.completion_tokens,
+        attempt,
+        first_token_ms,
+        _ms_since(started),
+        dropped,
+        speech,
+        motion,
+        tokens if tokens is not None else Tokens(),
+    )
+
+
 def make_backend(settings: LlmSettings) -> TextGenerator:
     """The backend named by ``settings.backend`` (it imports its library when it loads)."""
     if settings.backend == "vllm":
@@ -242,17 +268,8 @@ class LlmEngine(Engine):
                 yield SentenceReady(len(parser.reply.sentences) - 1, sentence)
             reply = parser.reply
             if reply.sentences or attempt == attempts:
-                yield Finished(
-                    stats.finish_reason or "stop",
-                    stats.prompt_tokens,
-                    stats.cached_prompt_tokens,
-                    stats.completion_tokens,
-                    attempt,
-                    first_token_ms,
-                    _ms_since(started),
-                    dropped,
-                    reply.speech,
-                    reply.motion,
+                yield _finished(
+                    stats, attempt, first_token_ms, started, dropped, reply.speech, reply.motion
                 )
                 return
 
@@ -291,17 +308,7 @@ class LlmEngine(Engine):
                     yield event
             # A complete reply ends the turn; so does a streamed or last try, complete or not.
             if complete or sent.committed or attempt == self.settings.max_attempts:
-                yield Finished(
-                    stats.finish_reason or "stop",
-                    stats.prompt_tokens,
-                    stats.cached_prompt_tokens,
-                    stats.completion_tokens,
-                    attempt,
-                    first_token_ms,
-                    _ms_since(started),
-                    dropped,
-                    tokens=tokens,
-                )
+                yield _finished(stats, attempt, first_token_ms, started, dropped, tokens=tokens)
                 return
 
 
