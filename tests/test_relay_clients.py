@@ -27,6 +27,7 @@ from solami.v1 import (
     face_pb2_grpc,
     llm_pb2,
     llm_pb2_grpc,
+    motion_pb2,
     motion_pb2_grpc,
     tts_pb2_grpc,
 )
@@ -90,10 +91,16 @@ class ScriptedFace(face_pb2_grpc.FaceServiceServicer):
 
 
 class ScriptedMotion(motion_pb2_grpc.MotionServiceServicer):
-    """Refuses every user clip as bad input."""
+    """Refuses every user clip as bad input; answers text with a frame block of 100 numbers
+    (not whole 165-number poses)."""
 
     async def EncodeUserMotion(self, request, context):
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "scripted bad clip")
+
+    async def TextToMotion(self, request, context):
+        frames = motion_pb2.SmplxFrames(n_frames=1, poses=[0.0] * 100, trans=[0.0] * 3)
+        yield motion_pb2.MotionEvent(header=motion_pb2.MotionHeader(fps=30, pose_dims=165))
+        yield motion_pb2.MotionEvent(frames=motion_pb2.MotionFrameBlock(frames=frames))
 
 
 class SlowTts(tts_pb2_grpc.TtsServiceServicer):
@@ -209,4 +216,14 @@ async def test_face_frames_follow_the_channel_names_and_rate_the_service_sends(s
     frames = await clients.face.animate(TURN, np.zeros(16_000, np.float32), 16_000)
     assert frames.shape == (FPS, CHANNEL_COUNT)
     np.testing.assert_allclose(frames[0], np.arange(CHANNEL_COUNT) / 100, atol=1e-6)
+    await clients.close()
+
+
+async def test_a_malformed_frame_block_is_that_services_failure(serve):
+    clients, _ = await serve(
+        "motion", motion_pb2_grpc.add_MotionServiceServicer_to_server, ScriptedMotion()
+    )
+    with pytest.raises(TurnError) as caught:
+        await clients.motion.text_to_motion(TURN, "wave", 1.0)
+    assert caught.value.stage == "motion" and "not rows of 165" in caught.value.reason
     await clients.close()

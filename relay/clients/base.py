@@ -55,6 +55,14 @@ class ServiceClient:
         finally:
             self._metrics.observe_call(self.service, rpc, code, time.perf_counter() - started)
 
+    def rows(self, values, width: int, what: str) -> np.ndarray:
+        """``values`` (a repeated float field) as float32 rows of ``width``; a response whose
+        length does not fit is this service's failure, not the relay's."""
+        array = np.asarray(values, np.float32)
+        if width <= 0 or array.size % width:
+            raise TurnError(self.service, f"{what}: {array.size} values are not rows of {width}")
+        return array.reshape(-1, width)
+
     async def stream(self, rpc: str, call: grpc.aio.Call) -> AsyncIterator:
         """The responses of a streaming ``call``; closing the iterator cancels the call at once
         (gRPC would otherwise keep it running until garbage collection)."""

@@ -44,7 +44,7 @@ class FaceClient(ServiceClient):
                 fps = event.header.fps or fps
                 columns = [INDEX.get(name, -1) for name in event.header.channel_names] or columns
             elif event.HasField("frames"):
-                weights = np.asarray(event.frames.weights, np.float32).reshape(-1, len(columns))
+                weights = self.rows(event.frames.weights, len(columns), "face frames")
                 frames = np.zeros((len(weights), CHANNEL_COUNT), np.float32)
                 known = [i for i, column in enumerate(columns) if column >= 0]
                 frames[:, [columns[i] for i in known]] = weights[:, known]

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import numpy as np
 
 from relay.clients.base import ServiceClient, retime
+from relay.errors import TurnError
 from solami.avatar.rates import FPS
 from solami.avatar.skeleton import POSE_DIMS, TRANS_DIMS
 from solami.v1 import common_pb2, motion_pb2
@@ -90,8 +91,10 @@ class MotionClient(ServiceClient):
                 fps, source = event.header.fps or fps, event.header.source
             elif event.HasField("frames"):
                 frames = event.frames.frames
-                poses.append(np.asarray(frames.poses, np.float32).reshape(-1, POSE_DIMS))
-                trans.append(np.asarray(frames.trans, np.float32).reshape(-1, TRANS_DIMS))
+                poses.append(self.rows(frames.poses, POSE_DIMS, "poses"))
+                trans.append(self.rows(frames.trans, TRANS_DIMS, "trans"))
+                if len(poses[-1]) != len(trans[-1]):
+                    raise TurnError(self.service, f"{rpc} sent poses and trans of other lengths")
         if not poses:
             return None
         poses_at_fps = retime(np.concatenate(poses), fps, FPS)
