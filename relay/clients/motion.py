@@ -1,5 +1,5 @@
-"""Typed client of the motion service: text -> a library clip, the user's motion -> tokens,
-the LLM's motion tokens -> SMPL-X."""
+"""Typed client of the motion service: text -> a library clip, the user's motion -> tokens or
+a caption, the LLM's motion tokens -> SMPL-X."""
 
 from __future__ import annotations
 
@@ -36,6 +36,16 @@ class UserMotionTokens:
     trans_id: int
 
 
+@dataclasses.dataclass(frozen=True)
+class MotionCaption:
+    """What the user's motion shows: ``text`` ("" = nothing confident to say), the confidence
+    ``score`` in [0, 1] and the ``source`` that answered ("library:wave", "motiongpt")."""
+
+    text: str
+    score: float
+    source: str
+
+
 def smplx_frames(clip: SmplxClip) -> motion_pb2.SmplxFrames:
     poses, trans = clip
     return motion_pb2.SmplxFrames(
@@ -47,10 +57,14 @@ class MotionClient(ServiceClient):
     service = "motion"
 
     async def text_to_motion(
-        self, turn: common_pb2.TurnContext, text: str, seconds: float
+        self, turn: common_pb2.TurnContext, text: str, seconds: float, generate: bool = False
     ) -> BodyMotion | None:
-        """A library motion for ``text`` fitted to ``seconds``; None when it has no frames."""
-        request = motion_pb2.TextToMotionRequest(turn=turn, text=text, duration_s=seconds)
+        """A library motion for ``text`` fitted to ``seconds`` (with ``generate``: a generated
+        one where the service has a generator; ``source`` says which); None when it has no
+        frames."""
+        request = motion_pb2.TextToMotionRequest(
+            turn=turn, text=text, duration_s=seconds, generate=generate
+        )
         call = self._stub.TextToMotion(request, timeout=self.deadline_s)
         return await self._collect("TextToMotion", call)
 
@@ -65,6 +79,14 @@ class MotionClient(ServiceClient):
         with self.call("EncodeUserMotion"):
             reply = await self._stub.EncodeUserMotion(request, timeout=self.deadline_s)
         return UserMotionTokens(list(reply.body_ids), list(reply.hand_ids), reply.trans_id)
+
+    async def caption(self, turn: common_pb2.TurnContext, user: SmplxClip) -> MotionCaption:
+        """What the user's clip (Y-up) shows, for the agent methods' prompt; an empty text when
+        nothing is confidently recognised (or the clip is too short)."""
+        request = motion_pb2.CaptionMotionRequest(turn=turn, user=smplx_frames(user))
+        with self.call("CaptionMotion"):
+            reply = await self._stub.CaptionMotion(request, timeout=self.deadline_s)
+        return MotionCaption(reply.caption, reply.score, reply.source)
 
     async def decode_motion(
         self,

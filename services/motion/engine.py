@@ -3,7 +3,12 @@
 Both sit behind the interfaces of ``backends.base``. TextToMotion is served by retrieval from
 the clip library with the text embedder, which ship with the service. EncodeUserMotion and
 DecodeMotion need trained tokenizers from ``SOLAMI_MOTION_CHECKPOINT_DIR``; without them they
-raise EngineUnavailable naming that setting.
+raise EngineUnavailable naming that setting. CaptionMotion is served by the nearest clip of the
+same library (``captioner.py``).
+
+A ``generator`` (``backends.base.MotionGenerator``, MotionGPT; None by default) takes over
+captioning, and TextToMotion when a request asks to generate; where it produces nothing, the
+library answers.
 """
 
 from __future__ import annotations
@@ -15,6 +20,9 @@ import numpy as np
 
 from services.motion import features
 from services.motion.backends.base import (
+    Caption,
+    MotionCaptioner,
+    MotionGenerator,
     MotionTokenizer,
     Retrieved,
     TextToMotion,
@@ -24,6 +32,7 @@ from services.motion.backends.base import (
 from services.motion.backends.checkpoints import load_tokenizers
 from services.motion.backends.codec import MotionCodec
 from services.motion.backends.retrieval import LibraryRetrieval, TextEmbedder
+from services.motion.captioner import LibraryCaptioner
 from services.motion.features import Motion
 from services.motion.settings import MotionSettings
 from services.motion.skeleton import BUILT_IN, Skeleton, load_smplx_skeleton
@@ -133,6 +142,9 @@ class MotionEngine(Engine):
         self.skeleton: Skeleton = BUILT_IN
         self.codec: MotionTokenizer | None = None
         self.retrieval: TextToMotion | None = None
+        self.captioner: MotionCaptioner | None = None
+        # Text <-> motion by a generative model (MotionGPT), set where one is configured.
+        self.generator: MotionGenerator | None = None
         self._embedder = embedder or TextEmbedder(
             Path(settings.embedding_model).expanduser() if settings.embedding_model else None,
             settings.device,
@@ -154,12 +166,16 @@ class MotionEngine(Engine):
         self.retrieval = LibraryRetrieval.load(
             settings.library_dir, self.skeleton, self._embedder, settings.blend_s
         )
+        self.captioner = LibraryCaptioner.load(
+            settings.library_dir, self.skeleton, settings.caption_floor
+        )
         self.codec = load_tokenizer(settings, self.skeleton)
         if self.codec is not None:
             self.name = "vqvae+library"
 
     def warmup(self) -> None:
         clip = self.text_to_motion("wave hello", WARMUP_S)
+        self.caption(clip.motion)
         if self.codec is not None:
             tokens = self.encode_user_motion(clip.motion, None)
             session = self.decode_session()
@@ -202,8 +218,27 @@ class MotionEngine(Engine):
             codec.stream(), codec.code_num, self.settings.max_decode_tokens, self._codec_lock
         )
 
-    def text_to_motion(self, text: str, seconds: float) -> Retrieved:
-        """The library clip closest to ``text``, fitted to ``seconds`` (0: its own length)."""
+    def check_caption_user(
+        self, poses: np.ndarray, trans: np.ndarray, n_frames: int, z_up: bool
+    ) -> Motion:
+        """The user's clip to caption as a Y-up Motion: any length up to the limit (a short one
+        gets an empty caption), InvalidInput when malformed."""
+        return check_motion("user", poses, trans, n_frames, z_up, 0, self.max_frames)
+
+    def caption(self, user: Motion) -> Caption:
+        """What the user's clip shows: "" with score 0 for a clip under MIN_USER_FRAMES, the
+        generator's caption where one is set, else the nearest library clip's."""
+        if user.n_frames < MIN_USER_FRAMES:
+            return Caption("", 0.0, "")
+        if self.generator is not None:
+            return self.generator.caption(user)
+        if self.captioner is None:
+            raise EngineUnavailable("the motion library is not loaded")
+        return self.captioner.caption(user)
+
+    def text_to_motion(self, text: str, seconds: float, generate: bool = False) -> Retrieved:
+        """The library clip closest to ``text``, fitted to ``seconds`` (0: its own length); with
+        ``generate`` and a generator set, the generator's motion where it makes one."""
         text = text.strip()
         if not text:
             raise InvalidInput("text is empty; describe a motion, e.g. 'wave hello'")
@@ -215,6 +250,10 @@ class MotionEngine(Engine):
             raise InvalidInput(
                 f"duration_s must be between 0 and {self.settings.max_clip_s:g}, got {seconds}"
             )
+        if generate and self.generator is not None:
+            motion = self.generator.generate(text, seconds)
+            if motion is not None:
+                return Retrieved(self.generator.name, 0.0, motion)
         if self.retrieval is None:
             raise EngineUnavailable("the motion library is not loaded")
         return self.retrieval.retrieve(text, seconds)

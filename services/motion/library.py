@@ -23,6 +23,9 @@ directory recognised by its ``manifest.json``; its clips replace the authored on
   ``offsets.i64`` (N + 1): clip i is frames ``offsets[i]:offsets[i+1]``. Memory-mapped.
 - ``embeddings.f32`` (M, D): unit text embeddings, one row per text in clips.jsonl order;
   ``text_clip.i32`` (M): the clip of each row.
+- Optional (a library built before has none): ``descriptors.f32`` (N, K), each clip's motion
+  descriptor for captioning (``captioner.describe`` on the built-in skeleton), named in the
+  manifest by ``"descriptor": NAME, "descriptor_dims": K``.
 
 A library whose files disagree with its manifest (counts, sizes) or whose embedding model or
 dimension differ from the service's is refused at start (``LibraryFormatError``).
@@ -186,6 +189,8 @@ class MotionLibrary:
 LIBRARY_FORMAT = "solami-motion-library"
 LIBRARY_VERSION = 1
 MANIFEST = "manifest.json"
+# Optional file of the clips' motion descriptors.
+DESCRIPTORS = "descriptors.f32"
 
 
 class LibraryFormatError(ValueError):
@@ -219,6 +224,9 @@ class BuiltLibrary:
     poses: np.ndarray  # (F, 165) float32
     trans: np.ndarray  # (F, 3) float32
     embedding_model: str
+    # (N, K) float32 motion descriptors and their name, when the build stored them.
+    descriptors: np.ndarray | None = None
+    descriptor: str = ""
 
     @classmethod
     def open(cls, directory: Path) -> BuiltLibrary:
@@ -247,6 +255,13 @@ class BuiltLibrary:
         offsets = _raw(directory / "offsets.i64", "<i8", (n + 1,))
         if offsets[0] != 0 or offsets[-1] != frames or np.any(np.diff(offsets) < MIN_CLIP_FRAMES):
             raise LibraryFormatError(f"{directory}/offsets.i64: does not split {frames} frames")
+        descriptors, descriptor = None, str(manifest.get("descriptor", ""))
+        if descriptor:
+            try:
+                shape = (n, int(manifest["descriptor_dims"]))
+            except (KeyError, TypeError, ValueError):
+                raise LibraryFormatError(f"{directory / MANIFEST}: no descriptor_dims") from None
+            descriptors = _raw(directory / DESCRIPTORS, "<f4", shape)
         text_clip = _raw(directory / "text_clip.i32", "<i4", (m,))
         owners = np.repeat(np.arange(n), [len(entry["texts"]) for entry in entries])
         if not np.array_equal(np.asarray(text_clip), owners):
@@ -261,6 +276,8 @@ class BuiltLibrary:
             _raw(directory / "poses.f32", "<f4", (frames, POSE_DIMS)),
             _raw(directory / "trans.f32", "<f4", (frames, 3)),
             model,
+            descriptors,
+            descriptor,
         )
 
     def check_embedder(self, model: str, dims: int) -> None:

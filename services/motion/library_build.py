@@ -25,7 +25,8 @@ HumanML3D's ``new_joint_vecs`` / ``new_joints`` are joint positions, not SMPL-X,
 read: point DATA at the AMASS SMPL-X npz the dataset was made from, with the texts alongside.
 
 A clip that is unreadable, misshaped, non-finite, shorter than 2 frames or longer than 60 s,
-or without texts is reported with its path and skipped; the build goes on. Texts are embedded
+or without texts is reported with its path and skipped; the build goes on. Each clip's motion
+descriptor (``captioner.describe``, for CaptionMotion) is stored beside it. Texts are embedded
 with the service's embedder (all-MiniLM-L6-v2 on CPU by default; another model, e.g. BGE-large,
 from a directory on a GPU), so the index records that model's name and dimension.
 """
@@ -42,10 +43,11 @@ from pathlib import Path
 
 import numpy as np
 
-from services.motion import features
+from services.motion import captioner, features
 from services.motion.backends.retrieval import TextEmbedder
 from services.motion.features import Motion
 from services.motion.library import (
+    DESCRIPTORS,
     LIBRARY_FORMAT,
     LIBRARY_VERSION,
     MANIFEST,
@@ -179,7 +181,7 @@ def build(
     """Writes the library of ``data_dir``'s clips to ``out_dir`` (see the module doc)."""
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
-    entries, skipped, offsets = [], [], [0]
+    entries, skipped, offsets, descriptors = [], [], [0], []
     with open(out_dir / "poses.f32", "wb") as poses, open(out_dir / "trans.f32", "wb") as trans:
         for path in sorted(data_dir.rglob("*.npz")):
             if path.is_relative_to(out_dir):
@@ -209,6 +211,7 @@ def build(
                 poses.write(part.poses.astype("<f4").tobytes())
                 trans.write(part.trans.astype("<f4").tobytes())
                 offsets.append(offsets[-1] + part.n_frames)
+                descriptors.append(captioner.describe(part))
                 entries.append({"name": part_name, "source": str(path), "texts": texts})
     embedder.load()
     all_texts = [text for entry in entries for text in entry["texts"]]
@@ -219,6 +222,8 @@ def build(
     owners = np.repeat(np.arange(len(entries)), [len(entry["texts"]) for entry in entries])
     owners.astype("<i4").tofile(out_dir / "text_clip.i32")
     np.asarray(offsets, dtype="<i8").tofile(out_dir / "offsets.i64")
+    shape = (len(descriptors), captioner.DESCRIPTOR_DIMS)
+    np.asarray(descriptors, dtype="<f4").reshape(shape).tofile(out_dir / DESCRIPTORS)
     with open(out_dir / "clips.jsonl", "w", encoding="utf-8") as out:
         for entry in entries:
             out.write(json.dumps(entry, ensure_ascii=False) + "\n")
@@ -231,6 +236,8 @@ def build(
         "texts": len(all_texts),
         "embedding_model": embedder.name,
         "embedding_dims": embedder.dims,
+        "descriptor": captioner.DESCRIPTOR,
+        "descriptor_dims": captioner.DESCRIPTOR_DIMS,
     }
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return BuildReport(

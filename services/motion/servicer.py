@@ -28,7 +28,8 @@ class MotionMetrics:
     def __init__(self, metrics: ServiceMetrics) -> None:
         self.frames_total = Counter(
             "solami_motion_frames_total",
-            "SMPL-X frames received (encode) or produced (decode, text2motion), by operation.",
+            "SMPL-X frames received (encode, caption) or produced (decode, text2motion), by "
+            "operation.",
             ("operation",),
             registry=metrics.registry,
         )
@@ -36,6 +37,12 @@ class MotionMetrics:
             "solami_motion_tokens_total",
             "Body + hand ids produced (encode) or consumed (decode), by operation.",
             ("operation",),
+            registry=metrics.registry,
+        )
+        self.captions_total = Counter(
+            "solami_motion_captions_total",
+            "CaptionMotion answers, by outcome (captioned, or empty: nothing confident to say).",
+            ("outcome",),
             registry=metrics.registry,
         )
 
@@ -150,10 +157,26 @@ class MotionServicer(motion_pb2_grpc.MotionServiceServicer):
         self, request: motion_pb2.TextToMotionRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[motion_pb2.MotionEvent]:
         retrieved = await asyncio.to_thread(
-            self._engine.text_to_motion, request.text, request.duration_s
+            self._engine.text_to_motion, request.text, request.duration_s, request.generate
         )
         yield header(request.turn, retrieved.name, retrieved.score)
         for offset, piece in blocks(retrieved.motion, self._engine.settings.block_frames):
             yield frame_block(request.turn, piece, request.start_frame + offset)
         self._metrics.frames_total.labels("text2motion").inc(retrieved.motion.n_frames)
         yield end(request.turn, retrieved.motion.n_frames)
+
+    async def CaptionMotion(
+        self, request: motion_pb2.CaptionMotionRequest, context: grpc.aio.ServicerContext
+    ) -> motion_pb2.CaptionMotionResponse:
+        started = time.perf_counter()
+        user = self._engine.check_caption_user(*frames_to_arrays(request.user))
+        caption = await asyncio.to_thread(self._engine.caption, user)
+        self._metrics.frames_total.labels("caption").inc(user.n_frames)
+        self._metrics.captions_total.labels("captioned" if caption.text else "empty").inc()
+        return motion_pb2.CaptionMotionResponse(
+            turn=request.turn,
+            caption=caption.text,
+            score=caption.score,
+            source=caption.source,
+            processing_ms=round((time.perf_counter() - started) * 1000),
+        )

@@ -45,6 +45,8 @@ class MotionSettings(ServiceSettings):
     block_frames: int = 30
     # Cross-fade between idle and a retrieved clip at its start and end, in seconds.
     blend_s: float = 0.3
+    # CaptionMotion: the least confidence in [0, 1] of a caption given (below: an empty one).
+    caption_floor: float = 0.5
 
     def validate(self, prefix: str = "") -> None:
         super().validate(prefix)
@@ -59,6 +61,10 @@ class MotionSettings(ServiceSettings):
         for name, value in positive.items():
             if value <= 0:
                 raise SettingsError(f"{prefix}{name} must be > 0, got {value}")
+        if not 0.0 <= self.caption_floor <= 1.0:
+            raise SettingsError(
+                f"{prefix}CAPTION_FLOOR must be in [0, 1], got {self.caption_floor}"
+            )
         for name, path in (
             ("CHECKPOINT_DIR", self.checkpoint_dir),
             ("LIBRARY_DIR", self.library_dir),

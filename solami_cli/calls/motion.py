@@ -1,4 +1,5 @@
-"""Body motion: text -> library clip, SMPL-X clip -> SOLAMI tokens, tokens -> SMPL-X clip."""
+"""Body motion: text -> library clip, SMPL-X clip -> SOLAMI tokens or a caption, tokens ->
+SMPL-X clip."""
 
 from __future__ import annotations
 
@@ -30,6 +31,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     text.add_argument("text")
     text.add_argument("--seconds", type=float, default=0.0, help="duration (0: the clip's own)")
     text.add_argument("--out", type=Path, default=Path("motion.npz"), help="npz to write")
+    text.add_argument(
+        "--generate", action="store_true", help="generate from the text where the service can"
+    )
+    caption = operations.add_parser("caption", help="SMPL-X npz -> what the motion shows")
+    caption.add_argument(
+        "clip", type=Path, help="npz with poses (T,165), trans (T,3) (or poses_user/trans_user)"
+    )
+    caption.add_argument("--z-up", action="store_true", help="the npz data are Z-up (Blender)")
     encode = operations.add_parser("encode", help="SMPL-X npz -> trans, body and hand ids")
     encode.add_argument("clip", type=Path, help="npz with poses (T,165), trans (T,3)")
     encode.add_argument(
@@ -56,12 +65,17 @@ def _frames(poses: np.ndarray, trans: np.ndarray, z_up: bool) -> motion_pb2.Smpl
     )
 
 
+def _user_frames(data: np.lib.npyio.NpzFile, path: Path, z_up: bool) -> motion_pb2.SmplxFrames:
+    """The user's clip of an npz (``poses``/``trans`` or ``poses_user``/``trans_user``)."""
+    keys = next((k for k in USER_KEYS if set(k) <= set(data.files)), None)
+    if keys is None:
+        raise SystemExit(f"{path}: no poses/trans arrays (found {data.files})")
+    return _frames(data[keys[0]], data[keys[1]], z_up)
+
+
 def _encode_request(args: argparse.Namespace) -> motion_pb2.EncodeUserMotionRequest:
     with np.load(args.clip) as data:
-        keys = next((k for k in USER_KEYS if set(k) <= set(data.files)), None)
-        if keys is None:
-            raise SystemExit(f"{args.clip}: no poses/trans arrays (found {data.files})")
-        user = _frames(data[keys[0]], data[keys[1]], args.z_up)
+        user = _user_frames(data, args.clip, args.z_up)
         character = motion_pb2.SmplxFrames()
         if set(CHARACTER_KEYS) <= set(data.files):
             character = _frames(data[CHARACTER_KEYS[0]], data[CHARACTER_KEYS[1]], args.z_up)
@@ -95,9 +109,21 @@ def call(args: argparse.Namespace, channel: grpc.Channel) -> dict:
     stub = motion_pb2_grpc.MotionServiceStub(channel)
     if args.operation == "text2motion":
         request = motion_pb2.TextToMotionRequest(
-            turn=new_turn(), text=args.text, duration_s=args.seconds
+            turn=new_turn(), text=args.text, duration_s=args.seconds, generate=args.generate
         )
         return _save(stub.TextToMotion(request, timeout=CALL_TIMEOUT_S), args.out)
+    if args.operation == "caption":
+        with np.load(args.clip) as data:
+            user = _user_frames(data, args.clip, args.z_up)
+        request = motion_pb2.CaptionMotionRequest(turn=new_turn(), user=user)
+        reply = stub.CaptionMotion(request, timeout=CALL_TIMEOUT_S)
+        return {
+            "caption": reply.caption,
+            "score": round(reply.score, 3),
+            "source": reply.source,
+            "frames": user.n_frames,
+            "processing_ms": reply.processing_ms,
+        }
     if args.operation == "encode":
         reply = stub.EncodeUserMotion(_encode_request(args), timeout=CALL_TIMEOUT_S)
         return {

@@ -5,6 +5,10 @@
   decodes body and hand ids back into motion, whole or streamed.
 - A ``TextToMotion`` source (retrieval from the clip library) gives the clip that best fits a
   text, fitted to a duration.
+- A ``MotionCaptioner`` says in words what a user's clip shows (``captioner.LibraryCaptioner``:
+  the nearest library clip, no download).
+- A ``MotionGenerator`` (MotionGPT on GPU nodes; none by default) captions motion and generates
+  motion from text; the engine prefers it to the library where it is set.
 
 Motions are Y-up SMPL-X clips at 30 fps, 4 frames per body or hand id.
 """
@@ -35,6 +39,16 @@ class Retrieved:
     name: str
     score: float
     motion: Motion
+
+
+@dataclasses.dataclass(frozen=True)
+class Caption:
+    """What a user's clip shows: ``text`` ("" = nothing confident to say), the confidence
+    ``score`` in [0, 1] and the ``source`` that answered ("library:wave", "motiongpt")."""
+
+    text: str
+    score: float
+    source: str
 
 
 class TokenStream(Protocol):
@@ -70,4 +84,26 @@ class MotionTokenizer(Protocol):
 class TextToMotion(Protocol):
     def retrieve(self, text: str, seconds: float) -> Retrieved:
         """The clip that best fits ``text``, fitted to ``seconds`` (0: its own length)."""
+        ...
+
+
+class MotionCaptioner(Protocol):
+    def caption(self, motion: Motion) -> Caption:
+        """What ``motion`` (a Y-up clip of >= 2 frames) shows, or an empty caption."""
+        ...
+
+
+class MotionGenerator(Protocol):
+    """Motion <-> text by a generative model (MotionGPT)."""
+
+    # MotionHeader.source / Caption.source of its answers ("motiongpt").
+    name: str
+
+    def caption(self, motion: Motion) -> Caption:
+        """What ``motion`` shows (motion -> text), or an empty caption."""
+        ...
+
+    def generate(self, text: str, seconds: float) -> Motion | None:
+        """A motion for ``text`` of about ``seconds`` (0: its own length); None when the model
+        produced none (the engine then retrieves)."""
         ...
