@@ -17,29 +17,29 @@ from fastapi.responses import FileResponse, JSONResponse
 from relay.clients import ServiceClients
 from relay.clients.motion import BodyMotion, SmplxClip
 from relay.errors import TurnError
-from relay.quest.characters import UNITY_CHARACTERS
+from relay.quest.characters import CHARACTERS
 from relay.sessions import SessionStore
 from relay.settings import RelaySettings
 from relay.turns import Clip, TurnInput, turn_for
 from relay.turns.base import new_turn_id
 from solami import audio
 from solami.avatar.skeleton import POSE_DIMS, TRANS_DIMS, convert_up_axis
-from solami.methods import METHODS
+from solami.methods import LLM_SPEECH, METHODS, unknown_method
 
-MODEL_CHARACTERS = set(UNITY_CHARACTERS.values())
+MODEL_CHARACTERS = set(CHARACTERS.values())
 # Arrays of the original /interact/ motion npz.
 MOTION_KEYS = ("poses", "trans", "poses_ai", "trans_ai")
 _FILE_NAME = re.compile(r"^[0-9a-f]{32}\.(wav|npz)$")
 
 
 def _character(name: str) -> tuple[str, str]:
-    """(char_id, model character) for a Unity id or a model character name."""
-    if name in UNITY_CHARACTERS:
-        return name, UNITY_CHARACTERS[name]
+    """(char_id, model character) for a char_id or a model character name."""
+    if name in CHARACTERS:
+        return name, CHARACTERS[name]
     if name in MODEL_CHARACTERS:
-        char_id = next(k for k, v in UNITY_CHARACTERS.items() if v == name)
+        char_id = next(k for k, v in CHARACTERS.items() if v == name)
         return char_id, name
-    known = ", ".join(sorted(MODEL_CHARACTERS | set(UNITY_CHARACTERS)))
+    known = ", ".join(sorted(MODEL_CHARACTERS | set(CHARACTERS)))
     raise HTTPException(422, f"unknown character {name!r}; known: {known}")
 
 
@@ -84,7 +84,7 @@ def create_app(relay: RelayState) -> FastAPI:
         character: Annotated[str, Form()] = "Samantha",
     ) -> dict:
         if method not in METHODS:
-            raise HTTPException(422, f"method must be one of {', '.join(METHODS)}, got {method!r}")
+            raise HTTPException(422, unknown_method(method))
         char_id, model_character = _character(character)
         session = await relay.store.create(char_id, method, model_character)
         return {"session_id": session.session_id, "session_name": session_name}
@@ -106,7 +106,7 @@ def create_app(relay: RelayState) -> FastAPI:
             raise HTTPException(404, f"no session {session_id!r}")
         user, character = _read_motion(await motion.read()) if motion is not None else (None, None)
         wav = await audio_file.read()
-        turn = turn_for(session.method, relay.clients)
+        turn = turn_for(session, relay.clients, relay.settings.speech_gesture)
         replies = turn.run(TurnInput(session, new_turn_id(), wav, user, character))
         clips: list[Clip] = []
         body: BodyMotion | None = None
@@ -126,9 +126,7 @@ def create_app(relay: RelayState) -> FastAPI:
         rate = clips[0].rate_hz if clips else 16_000
         samples = np.concatenate([c.samples for c in clips]) if clips else np.zeros(rate // 10)
         (files_dir / f"{name}.wav").write_bytes(audio.encode_wav(samples, rate))
-        poses = body.poses if body is not None else np.zeros((1, POSE_DIMS), np.float32)
-        trans = body.trans if body is not None else np.zeros((1, TRANS_DIMS), np.float32)
-        np.savez(files_dir / f"{name}.npz", poses=poses, trans=trans)
+        np.savez(files_dir / f"{name}.npz", **_motion_arrays(body, session.method))
         return {
             "motion_url": f"/files/{name}.npz",
             "audio_url": f"/files/{name}.wav",
@@ -142,6 +140,18 @@ def create_app(relay: RelayState) -> FastAPI:
         return FileResponse(files_dir / name)
 
     return app
+
+
+def _motion_arrays(body: BodyMotion | None, method: str) -> dict[str, np.ndarray]:
+    """The reply's ``poses``/``trans`` arrays. Without a body motion: none for llm+speech (the
+    original server's empty npz; the original relay does not play it), else one rest frame
+    (the original relay plays the file of every other method)."""
+    if body is not None:
+        return {"poses": body.poses, "trans": body.trans}
+    if method == LLM_SPEECH:
+        return {}
+    rest = np.zeros((1, POSE_DIMS), np.float32)
+    return {"poses": rest, "trans": np.zeros((1, TRANS_DIMS), np.float32)}
 
 
 def _read_motion(data: bytes) -> tuple[SmplxClip, SmplxClip]:

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlparse
 
-from solami.methods import METHODS
+from solami.methods import METHODS, unknown_method
 from solami.registry import RELAY, redis_url
 from solami.settings import SettingsError, check_port, load_settings
 
@@ -49,8 +49,12 @@ class RelaySettings:
     # Redis database of the sessions (apart from the headsets' databases, which the headset
     # client flushes when it starts).
     session_db: int = 1
-    # Conversation method of new sessions: "dlp+retrieval", "llm+speech" or "solami".
+    # Conversation method of new sessions: "dlp+retrieval", "dlp+motiongpt",
+    # "dlp+motiongpt+retrieval", "llm+speech" or "solami".
     method: str = "dlp+retrieval"
+    # llm+speech replies play a talking gesture from the motion library; False plays none (the
+    # idle body), as the original server and the paper's llm+speech baseline.
+    speech_gesture: bool = True
     # Seconds a session may stay idle before it expires from Redis.
     session_idle_s: float = 3600.0
     # Directory with bone_data/ and retargetmap/ (the public SOLAMI repository's data).
@@ -80,9 +84,7 @@ class RelaySettings:
         if self.metrics_port != -1:
             check_port(f"{prefix}METRICS_PORT", self.metrics_port)
         if self.method not in METHODS:
-            raise SettingsError(
-                f"{prefix}METHOD must be one of {', '.join(METHODS)}, got {self.method!r}"
-            )
+            raise SettingsError(f"{prefix}METHOD: {unknown_method(self.method)}")
         if self.rig_data is not None and not (self.rig_data / "bone_data").is_dir():
             raise SettingsError(
                 f"SOLAMI_RIG_DATA must be a directory with bone_data/ and retargetmap/, "

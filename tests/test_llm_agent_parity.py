@@ -19,7 +19,13 @@ from services.llm.engine import Finished, LlmEngine, Request
 from services.llm.parsing import MAX_SENTENCES, MAX_WORDS, AgentReplyParser
 from services.llm.prompt import Turn, build_agent_messages, build_agent_prompt
 from services.llm.settings import LlmSettings
-from solami.methods import DLP_RETRIEVAL, LLM_SPEECH
+from solami.methods import (
+    AGENT_METHODS,
+    DLP_MOTIONGPT,
+    DLP_MOTIONGPT_RETRIEVAL,
+    DLP_RETRIEVAL,
+    LLM_SPEECH,
+)
 
 BATMAN = CharacterBook().get("Batman")
 
@@ -109,7 +115,7 @@ def _finish(backend: FakeBackend, method: str, motion_caption: str = "") -> Fini
     return asyncio.run(run())
 
 
-@pytest.mark.parametrize("method", [LLM_SPEECH, DLP_RETRIEVAL])
+@pytest.mark.parametrize("method", AGENT_METHODS)
 def test_agent_methods_try_four_times_like_the_original(method):
     # DLP.__init__(..., REPEAT_TIMES=4) and `for repeat in range(self.REPEAT_TIMES)` in
     # conv_inference_server: a try without speech is generated again, four tries in all.
@@ -172,3 +178,15 @@ def test_the_engine_passes_a_motion_caption_to_the_agent_prompt():
     )
     _finish(backend, LLM_SPEECH, motion_caption="a person waves")
     assert backend.prompt.endswith("user: <speech>Who are you?</speech>")
+
+
+@pytest.mark.parametrize("method", [DLP_MOTIONGPT, DLP_MOTIONGPT_RETRIEVAL])
+def test_the_motiongpt_methods_prompt_as_dlp_retrieval(method):
+    # create_session: the same format prompt for 'dlp+retrieval', 'dlp+motiongpt' and
+    # 'dlp+motiongpt+retrieval'; the user's caption rides in the user message's motion text.
+    reply = "<speech>I am Batman.</speech> <motion>bow</motion>"
+    theirs, ours = FakeBackend([reply]), FakeBackend([reply])
+    _finish(theirs, DLP_RETRIEVAL, motion_caption="a person waves")
+    end = _finish(ours, method, motion_caption="a person waves")
+    assert ours.prompt == theirs.prompt
+    assert (end.speech, end.motion) == ("I am Batman.", "bow")

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
+from relay.quest.characters import ECHO_CHAR_ID, UNITY_CHARACTERS
 from relay.quest.clips import load_unity_clip, unity_clip_to_smplx
 from relay.quest.coords import pose_snapshot_to_smplx, smplx_to_pose_snapshot
 from relay.quest.rig import (
     SMPLX_REST_PELVIS_BLENDER_M,
-    UNITY_CHARACTERS,
     Rig,
     read_bmap,
 )
@@ -62,6 +62,11 @@ def rigs() -> dict[str, Rig]:
 
 def test_character_ids_are_the_headsets():
     assert set(UNITY_CHARACTERS) == set(CHARACTERS)
+
+
+def test_the_echo_character_is_shown_on_the_smplx_rig():
+    echo, smplx = Rig.load(None, ECHO_CHAR_ID), Rig.load(None, "Smplx")
+    assert (echo.char_id, echo.bone_names) == (smplx.char_id, smplx.bone_names)
 
 
 @pytest.mark.parametrize("char", CHARACTERS)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures
+import email.parser
+import io
 import json
 import signal
 import time
@@ -17,6 +19,8 @@ import pytest
 import redis
 
 from solami import audio
+from solami.avatar.skeleton import convert_up_axis
+from solami.methods import METHODS
 from solami_cli import simulator
 from tests.support.servers import wait_until
 from tests.support.stack import RIG_DATA, Stack
@@ -287,5 +291,94 @@ def test_compatibility_api(stack):
             assert npz["poses"].shape[1] == 165 and npz["trans"].shape[1] == 3
     assert post("/interact/", {"session_id": sid}, {"audio": ("q.wav", b"junk")})[0] == 422
     assert post("/create_session/", {"character": "Gandalf"})[0] == 422
+    status, refused = post("/create_session/", {"method": "dlp+gpt4"})
+    assert status == 422
+    assert all(method in refused["detail"] for method in METHODS), refused
     assert post("/delete_session/", {"session_id": sid})[0] == 200
     assert post("/delete_session/", {"session_id": sid})[0] == 404
+
+
+ORIGINAL_RELAY = Path(__file__).resolve().parent / "fixtures" / "original_relay"
+
+
+def _replayed(stack: Stack, name: str, **swaps: str) -> tuple[int, bytes]:
+    """A request of the original relay, recorded byte for byte (fixtures/original_relay), sent
+    to our relay with the recorded session id / file name swapped for ours (same length, so
+    every byte count still holds)."""
+    manifest = json.loads((ORIGINAL_RELAY / "manifest.json").read_text())
+    request = (ORIGINAL_RELAY / name).read_bytes()
+    for key, ours in swaps.items():
+        recorded = manifest[key]
+        assert len(ours) == len(recorded) and recorded.encode() in request
+        request = request.replace(recorded.encode(), ours.encode())
+    return stack.send_raw(request)
+
+
+def _recorded_user_motion() -> tuple[np.ndarray, np.ndarray]:
+    """The user's motion in the recorded /interact/ request, Y-up as our relay reads it."""
+    head, _, body = (ORIGINAL_RELAY / "1_interact.http").read_bytes().partition(b"\r\n\r\n")
+    kind = next(line for line in head.split(b"\r\n") if line.startswith(b"Content-Type"))
+    form = email.parser.BytesParser().parsebytes(kind + b"\r\n\r\n" + body)
+    (part,) = [
+        p
+        for p in form.get_payload()
+        if p.get_param("name", header="content-disposition") == "motion"
+    ]
+    with np.load(io.BytesIO(part.get_payload(decode=True))) as npz:
+        return convert_up_axis(npz["poses"], npz["trans"])
+
+
+def _download(stack: Stack, url: str) -> bytes:
+    """A reply file fetched as the original relay fetches it (``download_file``)."""
+    recorded = "2_download_motion.http" if url.endswith(".npz") else "3_download_audio.http"
+    status, body = _replayed(stack, recorded, file_name=url.rsplit("/", 1)[-1].split(".")[0])
+    assert status == 200, body
+    return body
+
+
+def test_the_original_relays_exchange_replayed_byte_for_byte(stack):
+    """The original relay's requests (its config.json method dlp+motiongpt+retrieval, the
+    /interact/ multipart with its npz, the two downloads, a character change) as its code
+    sends them; every reply is what that code then reads."""
+    status, body = _replayed(stack, "0_create_session.http")
+    assert status == 200, body
+    session_id = json.loads(body)["session_id"]
+    sessions = redis.Redis.from_url(stack.env["SOLAMI_REDIS_URL"].rsplit("/", 1)[0] + "/1")
+    stored = json.loads(sessions.get(f"solami:session:{session_id}"))
+    assert (stored["method"], stored["character"]) == ("dlp+motiongpt+retrieval", "Samantha")
+
+    status, body = _replayed(stack, "1_interact.http", session_id=session_id)
+    assert status == 200, body
+    reply = json.loads(body)
+    assert reply["text"]
+    # The original relay fetches url + motion_url and url + audio_url.
+    with np.load(io.BytesIO(_download(stack, reply["motion_url"]))) as motion:
+        assert motion["poses"].shape[1:] == (165,) and len(motion["poses"]) > 1
+        assert motion["trans"].shape == (len(motion["poses"]), 3)
+    samples, rate = audio.decode_wav(_download(stack, reply["audio_url"]), 60)
+    assert len(samples) / rate > 0.5
+    # The user waved (the npz is the wave clip, Z-up as the original relay writes it): the
+    # caption of that motion entered the turn's user message.
+    history = json.loads(sessions.get(f"solami:session:{session_id}"))["history"]
+    assert "wav" in history[-2]["motion"].lower(), history[-2]
+
+    status, body = _replayed(stack, "4_delete_session.http", session_id=session_id)
+    assert status == 200, body
+    assert sessions.get(f"solami:session:{session_id}") is None
+
+    # The test character echoes the user's own WAV and motion.
+    status, body = _replayed(stack, "5_create_session_test_character.http")
+    assert status == 200, body
+    echo_id = json.loads(body)["session_id"]
+    status, body = _replayed(stack, "1_interact.http", session_id=echo_id)
+    assert status == 200, body
+    reply = json.loads(body)
+    echoed, rate = audio.decode_wav(_download(stack, reply["audio_url"]), 60)
+    question, question_rate = audio.decode_wav(QUESTION.read_bytes(), 60)
+    assert rate == question_rate and np.allclose(echoed, question, atol=1 / 32768)
+    poses, trans = _recorded_user_motion()
+    with np.load(io.BytesIO(_download(stack, reply["motion_url"]))) as motion:
+        assert np.allclose(motion["poses"], poses, atol=1e-5)
+        # Where the character stands: the user's steps kept, the floor position from zero.
+        assert np.allclose(motion["trans"][:, 1], trans[:, 1], atol=1e-5)
+        assert np.allclose(motion["trans"][0, [0, 2]], 0)

@@ -33,6 +33,7 @@ from relay.headset.inputs import HeadsetInputs
 from relay.headset.runner import TurnRunner
 from relay.metrics import RelayMetrics
 from relay.quest import keys
+from relay.quest.characters import ECHO_CHAR_ID, character_for
 from relay.quest.rig import SMPLX_CHAR_ID
 from relay.server import redis_client
 from relay.sessions import Message, Session, SessionStore
@@ -40,11 +41,22 @@ from relay.settings import HeadsetConfig, RelaySettings
 from relay.turns import Clip, TurnEvent, TurnInput, turn_for
 from relay.turns.agent import DEFAULT_MOTION as AGENT_DEFAULT_MOTION
 from relay.turns.agent import MIN_MOTION_S, SECONDS_PER_WORD, AgentTurn
+from relay.turns.echo import EchoTurn
 from relay.turns.solami import CLIP_S, MIN_CLIP_S, UNITS_PER_CHUNK, ClipCutter, SolamiTurn
 from solami import audio
 from solami.avatar.rates import FRAMES_PER_TOKEN
 from solami.avatar.skeleton import POSE_DIMS, TRANS_DIMS
+from solami.methods import (
+    DLP_MOTIONGPT,
+    DLP_MOTIONGPT_RETRIEVAL,
+    DLP_RETRIEVAL,
+    LLM_SPEECH,
+    METHOD_INFO,
+    METHODS,
+    SOLAMI,
+)
 from tests.support.fake_clients import (
+    DEFAULT_CAPTION,
     DEFAULT_MOTION,
     DEFAULT_TRANSCRIPT,
     DEFAULT_USER_TOKENS,
@@ -63,7 +75,7 @@ from tests.support.fake_clients import (
     tone,
 )
 
-AGENT_METHOD = "dlp+retrieval"
+AGENT_METHOD = DLP_RETRIEVAL
 # Sentences of different lengths (0.2 s, 0.1 s, 0.15 s of fake speech), so order shows.
 SENTENCES = ("One two three four.", "Five six.", "Seven eight nine.")
 # A reply as the solami LLM streams it: units in uneven chunks, motion tokens in between.
@@ -84,8 +96,14 @@ CLOCK_SLACK_S = 1e-3
 TURN_LIMIT_S = 10.0
 
 
-def _session(method: str = AGENT_METHOD) -> Session:
-    return Session("session-1", SMPLX_CHAR_ID, "User", method)
+def _session(method: str = AGENT_METHOD, char_id: str = SMPLX_CHAR_ID) -> Session:
+    return Session("session-1", char_id, character_for(char_id), method)
+
+
+def _agent(
+    clients: ServiceClients, method: str = AGENT_METHOD, speech_gesture: bool = True
+) -> AgentTurn:
+    return AgentTurn(clients, METHOD_INFO[method], speech_gesture)
 
 
 def _still_clip(frames: int) -> tuple[np.ndarray, np.ndarray]:
@@ -97,9 +115,11 @@ def _utterance(number: int = 1) -> bytes:
     return audio.encode_wav(tone(0.05 * number), SAMPLE_RATE_HZ)
 
 
-def _request(method: str = AGENT_METHOD, user_frames: int = 0) -> TurnInput:
+def _request(
+    method: str = AGENT_METHOD, user_frames: int = 0, char_id: str = SMPLX_CHAR_ID
+) -> TurnInput:
     user = _still_clip(user_frames) if user_frames else None
-    return TurnInput(_session(method), "turn-1", _utterance(), user_motion=user)
+    return TurnInput(_session(method, char_id), "turn-1", _utterance(), user_motion=user)
 
 
 async def _events(turn, request: TurnInput) -> list[TurnEvent]:
@@ -184,11 +204,12 @@ def test_fakes_have_the_client_interface(fake, real):
     assert fake.service == real.service
 
 
-def test_each_method_gets_its_turn():
+@pytest.mark.parametrize("method", METHODS)
+def test_each_method_gets_its_turn_and_the_test_character_the_echo(method):
     clients = fake_clients()
-    assert isinstance(turn_for("solami", clients), SolamiTurn)
-    assert isinstance(turn_for("llm+speech", clients), AgentTurn)
-    assert isinstance(turn_for("dlp+retrieval", clients), AgentTurn)
+    expected = SolamiTurn if method == SOLAMI else AgentTurn
+    assert isinstance(turn_for(_session(method), clients), expected)
+    assert isinstance(turn_for(_session(method, ECHO_CHAR_ID), clients), EchoTurn)
 
 
 # ---------------------------------------------------------------- AgentTurn
@@ -198,7 +219,7 @@ async def test_agent_clips_follow_the_sentences_with_their_faces():
     tts = FakeTts()
     clients = fake_clients(llm=FakeLlm([SENTENCES]), tts=tts)
     request = _request()
-    events = await _events(AgentTurn(clients), request)
+    events = await _events(_agent(clients), request)
 
     clips = _clips(events)
     assert [c.text for c in clips] == list(SENTENCES)
@@ -228,7 +249,7 @@ async def test_agent_clips_follow_the_sentences_with_their_faces():
 async def test_agent_body_motion_comes_once_after_the_llm_finished(llm_delay_s, tts_delay_s):
     llm = FakeLlm([SENTENCES], delays={"generate": llm_delay_s})
     clients = fake_clients(llm=llm, tts=FakeTts(delays={"synthesize": tts_delay_s}))
-    events = await _events(AgentTurn(clients), _request())
+    events = await _events(_agent(clients), _request())
 
     assert len(_clips(events)) == len(SENTENCES)
     (body,) = _bodies(events)
@@ -245,16 +266,105 @@ async def test_agent_body_motion_comes_once_after_the_llm_finished(llm_delay_s, 
 
 async def test_agent_reply_without_a_motion_gets_the_default_one():
     clients = fake_clients(llm=FakeLlm([SENTENCES], motion=""))
-    events = await _events(AgentTurn(clients), _request())
+    events = await _events(_agent(clients), _request())
     assert len(_bodies(events)) == 1
     (motion,) = clients.motion.calls("text_to_motion")
     assert motion.args["text"] == AGENT_DEFAULT_MOTION
 
 
+@pytest.mark.parametrize("method", [DLP_MOTIONGPT, DLP_MOTIONGPT_RETRIEVAL])
+async def test_motiongpt_methods_caption_the_users_motion_into_the_prompt_and_history(method):
+    clients = fake_clients(llm=FakeLlm([SENTENCES]))
+    turn = _agent(clients, method)
+    request = _request(method, user_frames=30)
+    events = await _events(turn, request)
+
+    (caption,) = clients.motion.calls("caption")
+    assert caption.args["user"] is request.user_motion
+    (generate,) = clients.llm.calls("generate")
+    user = Message("user", text=DEFAULT_TRANSCRIPT, motion=DEFAULT_CAPTION)
+    assert generate.args["user"] == user
+    assert turn.history(_clips(events), finished=True)[0] == user
+    # dlp+motiongpt asks for a generated motion, the +retrieval variant for a library clip.
+    (motion,) = clients.motion.calls("text_to_motion")
+    assert motion.args["generate"] is (method == DLP_MOTIONGPT)
+    assert motion.args["text"] == DEFAULT_MOTION
+
+
+@pytest.mark.parametrize("method", [DLP_RETRIEVAL, LLM_SPEECH])
+async def test_methods_without_captions_never_read_the_users_motion(method):
+    clients = fake_clients(llm=FakeLlm([SENTENCES]))
+    turn = _agent(clients, method)
+    await _events(turn, _request(method, user_frames=30))
+    assert not turn.reads_body
+    assert clients.motion.calls("caption") == []
+    (generate,) = clients.llm.calls("generate")
+    assert generate.args["user"] == Message("user", text=DEFAULT_TRANSCRIPT)
+
+
+@pytest.mark.parametrize(
+    "motion", [FakeMotion(faults={"caption": Fault()}), FakeMotion(caption_text="")]
+)
+async def test_a_failed_or_empty_caption_leaves_the_prompt_without_one(motion):
+    clients = fake_clients(llm=FakeLlm([SENTENCES]), motion=motion)
+    events = await _events(_agent(clients, DLP_MOTIONGPT), _request(DLP_MOTIONGPT, 30))
+    assert [c.text for c in _clips(events)] == list(SENTENCES)
+    (generate,) = clients.llm.calls("generate")
+    assert generate.args["user"] == Message("user", text=DEFAULT_TRANSCRIPT)
+
+
+async def test_a_turn_without_words_cancels_its_caption():
+    hold = Hold()
+    motion = FakeMotion(holds={"caption": hold})
+    # The caption is asked for beside asr, and still running when asr hears nothing.
+    clients = fake_clients(asr=FakeAsr([""], delays={"transcribe": 0.02}), motion=motion)
+    events = await _events(_agent(clients, DLP_MOTIONGPT), _request(DLP_MOTIONGPT, 30))
+    assert events == []
+    assert clients.llm.calls() == []
+    await journal_of(clients).wait_for(lambda: _all_ended(journal_of(clients)))
+    (caption,) = clients.motion.calls("caption")
+    assert caption.outcome == "stopped"
+
+
+@pytest.mark.parametrize("gesture", [True, False])
+async def test_llm_speech_gestures_only_when_asked(gesture):
+    clients = fake_clients(llm=FakeLlm([SENTENCES], motion=""))
+    events = await _events(_agent(clients, LLM_SPEECH, gesture), _request(LLM_SPEECH))
+    assert len(_clips(events)) == len(SENTENCES)
+    assert len(_bodies(events)) == int(gesture)
+    assert len(clients.motion.calls("text_to_motion")) == int(gesture)
+
+
+async def test_the_echo_plays_the_users_wav_and_motion_without_any_service():
+    clients = fake_clients()
+    user = _still_clip(12)
+    user[1][:] = [2.0, 0.9, -1.0]
+    request = dataclasses.replace(_request(char_id=ECHO_CHAR_ID), user_motion=user)
+    turn = turn_for(request.session, clients)
+    events = await _events(turn, request)
+
+    body, clip = events
+    assert isinstance(body, BodyMotion) and isinstance(clip, Clip)
+    samples, rate = audio.decode_wav(request.wav, 60)
+    assert clip.rate_hz == rate and np.array_equal(clip.samples, samples)
+    assert np.array_equal(body.poses, user[0])
+    # The user's steps, where the character stands: the floor position starts at zero.
+    assert np.allclose(body.trans, [[0.0, 0.9, 0.0]] * 12)
+    assert journal_of(clients).calls == []
+    assert turn.history([clip], finished=True) == []
+
+
+async def test_the_echo_refuses_what_is_not_a_wav():
+    request = dataclasses.replace(_request(char_id=ECHO_CHAR_ID), wav=b"junk")
+    with pytest.raises(TurnError) as failed:
+        await _events(turn_for(request.session, fake_clients()), request)
+    assert failed.value.stage == "input"
+
+
 async def test_agent_face_failure_leaves_the_clip_without_a_face():
     face = FakeFace(faults={"animate": Fault(calls={2})})
     clients = fake_clients(llm=FakeLlm([SENTENCES]), face=face)
-    events = await _events(AgentTurn(clients), _request())
+    events = await _events(_agent(clients), _request())
 
     clips = _clips(events)
     assert [c.text for c in clips] == list(SENTENCES)
@@ -265,7 +375,7 @@ async def test_agent_face_failure_leaves_the_clip_without_a_face():
 async def test_agent_motion_failure_only_loses_the_body():
     motion = FakeMotion(faults={"text_to_motion": Fault()})
     clients = fake_clients(llm=FakeLlm([SENTENCES]), motion=motion)
-    events = await _events(AgentTurn(clients), _request())
+    events = await _events(_agent(clients), _request())
 
     assert [c.text for c in _clips(events)] == list(SENTENCES)
     assert all(c.face is not None for c in _clips(events))
@@ -281,7 +391,7 @@ async def test_agent_failure_of_a_needed_stage_ends_the_turn(fakes, stage, spoke
     clients = fake_clients(**fakes())
     events: list[TurnEvent] = []
     with pytest.raises(TurnError) as failure:
-        async for event in AgentTurn(clients).run(_request()):
+        async for event in _agent(clients).run(_request()):
             events.append(event)
 
     assert failure.value.stage == stage
@@ -294,7 +404,7 @@ async def test_agent_failure_of_a_needed_stage_ends_the_turn(fakes, stage, spoke
 
 async def test_agent_empty_transcript_gives_no_events_and_no_history():
     clients = fake_clients(asr=FakeAsr([""]))
-    turn = AgentTurn(clients)
+    turn = _agent(clients)
     assert await _events(turn, _request()) == []
     assert clients.llm.calls() == [] and clients.tts.calls() == []
     assert turn.history([], finished=True) == []
@@ -302,7 +412,7 @@ async def test_agent_empty_transcript_gives_no_events_and_no_history():
 
 async def test_agent_history_keeps_only_the_spoken_clips():
     clients = fake_clients(llm=FakeLlm([SENTENCES]))
-    turn = AgentTurn(clients)
+    turn = _agent(clients)
     clips = _clips(await _events(turn, _request()))
     user = Message("user", text=DEFAULT_TRANSCRIPT)
 

@@ -95,7 +95,7 @@ class TurnRunner:
         session, animator = self._character.session, self._character.animator
         turn_id = new_turn_id()
         arrived = time.perf_counter()
-        turn = turn_for(session.method, self._clients)
+        turn = turn_for(session, self._clients, self._settings.speech_gesture)
         spoken: list[Clip] = []
         body: BodyMotion | None = None
         outcome = "ok"

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from relay.quest.characters import UNITY_CHARACTERS
+from relay.quest.characters import CHARACTERS, ECHO_CHAR_ID
 from relay.quest.fields import (
     Entry,
     decode_entries,
@@ -161,13 +161,14 @@ class Rig:
     def load(cls, rig_dir: Path | None, char_id: str) -> Rig:
         """The rig of ``char_id`` from ``rig_dir`` (``bone_data/``, ``retargetmap/``).
 
-        ``Smplx`` needs no directory. An unknown id or missing/malformed files raise ValueError.
+        ``Smplx`` (and the echo character, shown on it) needs no directory. An unknown id or
+        missing/malformed files raise ValueError.
         """
-        if char_id not in UNITY_CHARACTERS:
+        if char_id not in CHARACTERS:
             raise ValueError(
-                f"unknown character id {char_id!r}; expected one of {', '.join(UNITY_CHARACTERS)}"
+                f"unknown character id {char_id!r}; expected one of {', '.join(CHARACTERS)}"
             )
-        if char_id == SMPLX_CHAR_ID:
+        if char_id in (SMPLX_CHAR_ID, ECHO_CHAR_ID):
             return _smplx_rig()
         if rig_dir is None:
             raise ValueError(

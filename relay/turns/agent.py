@@ -1,8 +1,15 @@
-"""The agent methods (``llm+speech``, ``dlp+retrieval``), streaming: transcript -> LLM
-sentences -> per sentence speech and face -> body motion for the reply.
+"""The LLM-agent methods of the original server, streaming: transcript (and, for the
+``dlp+motiongpt`` methods, a caption of the user's body motion) -> LLM sentences -> per
+sentence speech and face -> body motion for the reply.
 
-Failures of asr, llm or tts end the turn with ``TurnError`` (the relay then apologises); face
-and motion failures only lose that channel (the idle face or body plays instead).
+The reply's motion text becomes motion by retrieval from the motion library, or by the motion
+service's generator for ``dlp+motiongpt``. ``llm+speech`` replies have no motion text: the
+original plays no body motion for them (``speech_gesture=False``); by default a talking
+gesture from the library plays while the character speaks.
+
+Failures of asr, llm or tts end the turn with ``TurnError`` (the relay then apologises); face,
+motion and caption failures only lose that channel (the idle face or body plays instead, the
+prompt gets no caption).
 """
 
 from __future__ import annotations
@@ -16,7 +23,16 @@ from relay.clients.llm import Reply, Sentence
 from relay.clients.motion import BodyMotion
 from relay.clients.tts import Speech, whole
 from relay.sessions import Message
-from relay.turns.base import Clip, Turn, TurnEvent, TurnInput, animate, text_to_motion
+from relay.turns.base import (
+    Clip,
+    Turn,
+    TurnEvent,
+    TurnInput,
+    animate,
+    caption_motion,
+    text_to_motion,
+)
+from solami.methods import Method
 from solami.v1 import common_pb2
 
 # Speaking rate used to size the reply's body motion before all its audio exists.
@@ -27,19 +43,32 @@ DEFAULT_MOTION = "talk with small hand gestures"
 
 
 class AgentTurn(Turn):
-    """Answers with a chat LLM's text, spoken by tts, and a retrieved body motion."""
+    """Answers with a chat LLM's text, spoken by tts, and a body motion for its motion text."""
 
-    def __init__(self, clients: ServiceClients) -> None:
+    def __init__(self, clients: ServiceClients, method: Method, speech_gesture: bool) -> None:
         super().__init__(clients)
+        self._method = method
+        # llm+speech: a talking gesture plays while the character speaks (else idle).
+        self._speech_gesture = speech_gesture
+        # The user's motion is read only to caption it.
+        self.reads_body = method.captions_user
         self._reply: Message | None = None
 
     async def run(self, request: TurnInput) -> AsyncIterator[TurnEvent]:
         turn = request.context
-        text = await self._clients.asr.transcribe(turn, request.wav)
+        # The caption runs beside asr; the prompt needs both.
+        caption_task = asyncio.create_task(self._caption(request))
+        try:
+            text = await self._clients.asr.transcribe(turn, request.wav)
+        except BaseException:
+            caption_task.cancel()
+            raise
         self.log.mark("asr")
         self.log.user_text = text
         if not text:
+            caption_task.cancel()
             return
+        self.log.user_motion_text = await caption_task
         sentences: asyncio.Queue[str | None] = asyncio.Queue()
         llm_task = asyncio.create_task(self._generate(request, text, sentences))
         motion_task: asyncio.Task[BodyMotion | None] | None = None
@@ -47,7 +76,7 @@ class AgentTurn(Turn):
         try:
             index = 0
             while (sentence := await _next_or_raise(sentences, llm_task)) is not None:
-                if motion_task is None and llm_task.done():
+                if motion_task is None and llm_task.done() and self._moves:
                     motion_task = self._start_motion(turn)
                 speech = await self._speak(turn, request.session.character, sentence)
                 face = await animate(self._clients, turn, speech, self.log)
@@ -60,7 +89,7 @@ class AgentTurn(Turn):
                     if (body := motion_task.result()) is not None:
                         yield body
             await llm_task
-            if motion_task is None and self.log.sentences:
+            if motion_task is None and self.log.sentences and self._moves:
                 motion_task = self._start_motion(turn)
             if motion_task is not None and not body_sent and (body := await motion_task):
                 yield body
@@ -76,9 +105,15 @@ class AgentTurn(Turn):
             return []
         said = " ".join(clip.text for clip in spoken)
         return [
-            Message("user", text=self.log.user_text),
+            Message("user", text=self.log.user_text, motion=self.log.user_motion_text),
             Message("character", text=said, motion=self.log.motion_text),
         ]
+
+    async def _caption(self, request: TurnInput) -> str:
+        """The caption of the user's motion for methods that read it ("" otherwise)."""
+        if not self.reads_body or request.user_motion is None:
+            return ""
+        return await caption_motion(self._clients, request.context, request.user_motion, self.log)
 
     async def _generate(
         self, request: TurnInput, text: str, sentences: asyncio.Queue[str | None]
@@ -89,7 +124,7 @@ class AgentTurn(Turn):
             session.character,
             session.method,
             session.history,
-            Message("user", text=text),
+            Message("user", text=text, motion=self.log.user_motion_text),
         )
         try:
             async for event in events:
@@ -112,12 +147,19 @@ class AgentTurn(Turn):
 
         return await whole(marked())
 
+    @property
+    def _moves(self) -> bool:
+        """Whether the reply gets a body motion (llm+speech only with the talking gesture)."""
+        return self._method.motion_text or self._speech_gesture
+
     def _start_motion(self, turn: common_pb2.TurnContext) -> asyncio.Task[BodyMotion | None]:
         speech = self._reply.text if self._reply is not None else ""
         words = len((speech or " ".join(self.log.sentences)).split())
         seconds = max(MIN_MOTION_S, words * SECONDS_PER_WORD)
         phrase = self.log.motion_text or DEFAULT_MOTION
-        return asyncio.create_task(text_to_motion(self._clients, turn, phrase, seconds, self.log))
+        generate = self._method.generates_motion and bool(self.log.motion_text)
+        motion = text_to_motion(self._clients, turn, phrase, seconds, self.log, generate)
+        return asyncio.create_task(motion)
 
 
 async def _next_or_raise(queue: asyncio.Queue, producer: asyncio.Task):

@@ -95,6 +95,8 @@ class TurnLog:
     """What happened in a turn: transcript, reply parts, per-stage milliseconds."""
 
     user_text: str = ""
+    # Caption of the user's body motion (methods that read it).
+    user_motion_text: str = ""
     motion_text: str = ""
     sentences: list[str] = dataclasses.field(default_factory=list)
     stages_ms: dict[str, float] = dataclasses.field(default_factory=dict)
@@ -143,9 +145,24 @@ async def text_to_motion(
     phrase: str,
     seconds: float,
     turn_log: TurnLog | None = None,
+    generate: bool = False,
 ) -> BodyMotion | None:
-    """A library motion for ``phrase``; None when the motion service failed (idle plays)."""
-    return await _optional("motion", clients.motion.text_to_motion(turn, phrase, seconds), turn_log)
+    """A motion for ``phrase``, from the motion library or, with ``generate``, from the motion
+    service's generator where it has one; None when the motion service failed (idle plays)."""
+    call = clients.motion.text_to_motion(turn, phrase, seconds, generate=generate)
+    return await _optional("motion", call, turn_log)
+
+
+async def caption_motion(
+    clients: ServiceClients,
+    turn: common_pb2.TurnContext,
+    user: SmplxClip,
+    turn_log: TurnLog | None = None,
+) -> str:
+    """A caption of the user's body motion; "" when the motion service has nothing confident
+    to say or failed (the turn goes on without it)."""
+    caption = await _optional("caption", clients.motion.caption(turn, user), turn_log)
+    return caption.text if caption is not None else ""
 
 
 async def _optional(stage: str, call: Awaitable[T], turn_log: TurnLog | None) -> T | None:

@@ -20,7 +20,7 @@ from services.llm.settings import LlmSettings
 from services.llm.vocabulary import SPEECH_ID
 from solami.engine import Engine
 from solami.errors import InvalidInput
-from solami.methods import DLP_RETRIEVAL, LLM_SPEECH, METHODS, SOLAMI
+from solami.methods import AGENT_METHODS, LLM_SPEECH, METHOD_INFO, METHODS, SOLAMI, unknown_method
 
 # Speech units gathered before a chunk is released (0.5 s of speech at 50 units/s).
 UNIT_CHUNK = 25
@@ -176,17 +176,15 @@ class LlmEngine(Engine):
 
     @property
     def methods(self) -> tuple[str, ...]:
-        return METHODS if self.backend.supports_solami else (LLM_SPEECH, DLP_RETRIEVAL)
+        return METHODS if self.backend.supports_solami else AGENT_METHODS
 
     def _check(self, request: Request) -> None:
         if request.method not in METHODS:
-            raise InvalidInput(
-                f"unknown method {request.method!r}; known methods: {', '.join(METHODS)}"
-            )
+            raise InvalidInput(unknown_method(request.method))
         if request.method == SOLAMI and not self.backend.supports_solami:
             raise InvalidInput(
                 "method 'solami' needs a SOLAMI model (with its speech/motion vocabulary); "
-                f"this service runs {self.name} without it: use llm+speech or dlp+retrieval"
+                f"this service runs {self.name} without it: use {', '.join(AGENT_METHODS)}"
             )
         self.characters.get(request.character)
         user = request.user
@@ -223,7 +221,7 @@ class LlmEngine(Engine):
             )
             stream = self._solami(prompt, request.sampling or SOLAMI_SAMPLING, started, dropped)
         else:
-            with_motion = request.method == DLP_RETRIEVAL
+            with_motion = METHOD_INFO[request.method].motion_text
             sampling = request.sampling or AGENT_SAMPLING
             prompt, prompt_tokens, dropped = await asyncio.to_thread(
                 prompts.build_agent_prompt,

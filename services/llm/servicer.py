@@ -26,7 +26,8 @@ TTFT_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 
 def method_name(value: int) -> str:
     if value not in METHOD_NAMES:
-        raise InvalidInput("method must be set: SOLAMI, LLM_SPEECH or DLP_RETRIEVAL")
+        accepted = ", ".join(llm_pb2.ConversationMethod.Name(v) for v in METHOD_NAMES)
+        raise InvalidInput(f"method must be set to one of {accepted}, got {value}")
     return METHOD_NAMES[value]
 
 

@@ -7,7 +7,7 @@ import sys
 
 import grpc
 
-from solami.methods import DLP_RETRIEVAL, LLM_SPEECH, METHOD_ENUMS
+from solami.methods import AGENT_METHODS, LLM_SPEECH, METHOD_ENUMS
 from solami.v1 import llm_pb2, llm_pb2_grpc
 from solami_cli.call import CALL_TIMEOUT_S, new_turn
 
@@ -17,8 +17,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     chat = operations.add_parser("chat", help="one user message -> the character's reply")
     chat.add_argument("text", help="what the user says")
     chat.add_argument("--character", default="Samantha")
-    chat.add_argument("--method", default=LLM_SPEECH, choices=[LLM_SPEECH, DLP_RETRIEVAL])
-    chat.add_argument("--motion", default="", help="what the user does (dlp+retrieval)")
+    chat.add_argument("--method", default=LLM_SPEECH, choices=AGENT_METHODS)
+    chat.add_argument(
+        "--motion", default="", help="what the user does (the dlp methods; their caption)"
+    )
     operations.add_parser("characters", help="list characters and methods")
 
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from relay.clients import ServiceClients
 from relay.clients.llm import MotionTokens, Reply, ReplyEvent, Sentence, SpeechUnits
-from relay.clients.motion import BodyMotion, SmplxClip, UserMotionTokens
+from relay.clients.motion import BodyMotion, MotionCaption, SmplxClip, UserMotionTokens
 from relay.clients.tts import Speech
 from relay.errors import TurnError
 from relay.sessions import Message
@@ -55,6 +55,7 @@ DEFAULT_REPLY = ("I am well.", "Thank you for asking.")
 DEFAULT_MOTION = "wave hello"
 DEFAULT_USER_UNITS = tuple(range(500, 540))
 DEFAULT_USER_TOKENS = UserMotionTokens([11, 12], [21, 22], 7)
+DEFAULT_CAPTION = "a person waves at you"
 
 # What a scripted LLM reply is made of: sentence texts (agent methods) or unit/token chunks
 # (solami), in the order the LLM streams them.
@@ -421,20 +422,36 @@ class FakeTts(_FakeService):
 
 class FakeMotion(_FakeService):
     """Stands in for ``MotionClient``: still SMPL-X clips of the asked length, scripted user
-    motion tokens, and a decoder that reads the token chunks as they are streamed to it."""
+    motion tokens and caption, and a decoder that reads the token chunks as they are streamed
+    to it."""
 
     service = "motion"
 
-    def __init__(self, user_tokens: UserMotionTokens = DEFAULT_USER_TOKENS, **knobs: Any) -> None:
+    def __init__(
+        self,
+        user_tokens: UserMotionTokens = DEFAULT_USER_TOKENS,
+        caption_text: str = DEFAULT_CAPTION,
+        **knobs: Any,
+    ) -> None:
         super().__init__(**knobs)
         self.user_tokens = user_tokens
+        self.caption_text = caption_text
 
     async def text_to_motion(
-        self, turn: common_pb2.TurnContext, text: str, seconds: float
+        self, turn: common_pb2.TurnContext, text: str, seconds: float, generate: bool = False
     ) -> BodyMotion | None:
-        with self._start("text_to_motion", turn=turn, text=text, seconds=seconds) as call:
+        with self._start(
+            "text_to_motion", turn=turn, text=text, seconds=seconds, generate=generate
+        ) as call:
             await self._step(call, 0)
-            return self._returned(call, _still(round(seconds * FPS), f"fake library: {text}"))
+            source = f"fake {'generator' if generate else 'library'}: {text}"
+            return self._returned(call, _still(round(seconds * FPS), source))
+
+    async def caption(self, turn: common_pb2.TurnContext, user: SmplxClip) -> MotionCaption:
+        with self._start("caption", turn=turn, user=user) as call:
+            await self._step(call, 0)
+            score = 1.0 if self.caption_text else 0.0
+            return self._returned(call, MotionCaption(self.caption_text, score, "fake"))
 
     async def encode_user_motion(
         self, turn: common_pb2.TurnContext, user: SmplxClip, character: SmplxClip

@@ -9,6 +9,7 @@ import http.client
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -124,6 +125,16 @@ class Stack:
         )
         reply = conn.getresponse()
         return reply.status, json.loads(reply.read())
+
+    def send_raw(self, request: bytes) -> tuple[int, bytes]:
+        """Sends one HTTP request, byte for byte as given, to the relay's HTTP port: (status,
+        body)."""
+        port = int(self.env["SOLAMI_RELAY_HTTP_PORT"])
+        with socket.create_connection(("127.0.0.1", port), timeout=120) as sock:
+            sock.sendall(request)
+            reply = http.client.HTTPResponse(sock)
+            reply.begin()
+            return reply.status, reply.read()
 
     def stop(self, name: str, sig: int = signal.SIGTERM) -> None:
         process = self.processes.pop(name, None)
