@@ -2,7 +2,10 @@
 decoding and encoding 64 tokens (256 frames), one-shot and streamed; TextToMotion latency over
 gRPC with the real library and all-MiniLM-L6-v2, warm; retrieval over a built library of
 40,000 clips (random unit 384-dim embeddings, memory-mapped like a built library) and the
-build time per 1,000 small synthetic clips (real MiniLM embeddings)."""
+build time per 1,000 small synthetic clips (real MiniLM embeddings); CaptionMotion latency over
+gRPC on the authored clips and in the engine over 40,000 clip descriptors, the held-out accuracy
+of the captioner on perturbed authored clips and how often it says nothing to idle or standing
+bodies."""
 
 from __future__ import annotations
 
@@ -23,8 +26,16 @@ from bench.common import percentile, repeat, report, timed
 from services.motion import features, library_build
 from services.motion.backends.checkpoints import random_tokenizers, save_tokenizers
 from services.motion.backends.retrieval import TextEmbedder, top1
+from services.motion.captioner import (
+    AUTHORED_CAPTIONS,
+    DESCRIPTOR_DIMS,
+    LibraryCaptioner,
+    describe,
+    describe_built,
+)
 from services.motion.engine import MotionEngine
-from services.motion.library import MotionLibrary
+from services.motion.features import Motion
+from services.motion.library import BuiltLibrary, MotionLibrary
 from services.motion.server import DEFINITION
 from services.motion.settings import MotionSettings
 from services.motion.skeleton import BUILT_IN
@@ -32,6 +43,7 @@ from solami.avatar.rates import FPS, FRAMES_PER_TOKEN
 from solami.client import sync_channel
 from solami.v1 import motion_pb2, motion_pb2_grpc
 from tests.support.servers import InProcessServer
+from tests.test_motion_caption import moved, noised, sub_window, time_warp
 
 TOKENS = 64
 STREAM_CHUNK_TOKENS = 8
@@ -119,7 +131,107 @@ def _phrase(i: int, unique: bool) -> str:
     return f"{phrase} (take {i})" if unique else phrase
 
 
-def _text_to_motion() -> dict:
+CAPTION_SEED = 2026
+HELD_OUT_PER_CLIP = 20
+STILL_CASES = 20
+CAPTION_CLIPS = 40_000
+
+
+def _held_out(rng: np.random.Generator) -> list[tuple[str, Motion]]:
+    """Perturbed versions of the authored gestures, drawn with another seed and wider ranges
+    than the tests': 0.7x-1.4x speed, 60-100 % of the clip, another performer's bias with
+    capture jitter, anywhere in the room facing any way."""
+    out = []
+    for name, clip in MotionLibrary.load().clips.items():
+        if name == "idle":
+            continue
+        for _ in range(HELD_OUT_PER_CLIP):
+            motion = time_warp(clip.motion, float(rng.uniform(0.7, 1.4)))
+            motion = sub_window(motion, float(rng.uniform(0.6, 1.0)), rng)
+            out.append((name, moved(noised(motion, rng), rng)))
+    return out
+
+
+def _standing(rng: np.random.Generator) -> list[Motion]:
+    """Bodies that make no gesture: idle (perturbed) and poses held 2-10 s with capture jitter
+    (the relaxed pose, the T-pose, random relaxed-like poses)."""
+    idle = MotionLibrary.load().idle.motion
+    out = []
+    for _ in range(STILL_CASES):
+        out.append(moved(noised(time_warp(idle, float(rng.uniform(0.7, 1.4))), rng), rng))
+        n = int(rng.integers(2 * FPS, 10 * FPS))
+        pose = idle.poses[int(rng.integers(idle.n_frames))] + rng.normal(0, 0.1, 165)
+        for held in (pose, np.zeros(165)):
+            still = Motion(np.tile(held, (n, 1)), np.tile([0.0, 0.93, 0.0], (n, 1)))
+            out.append(moved(noised(still, rng), rng))
+    return out
+
+
+def _captions(stub: motion_pb2_grpc.MotionServiceStub, engine: MotionEngine) -> dict:
+    """CaptionMotion latency and accuracy with the authored library (11 clips)."""
+    rng = np.random.default_rng(CAPTION_SEED)
+    held_out, standing = _held_out(rng), _standing(rng)
+
+    def call(motion: Motion) -> motion_pb2.CaptionMotionResponse:
+        user = motion_pb2.SmplxFrames(
+            n_frames=motion.n_frames,
+            poses=motion.poses.ravel().tolist(),
+            trans=motion.trans.ravel().tolist(),
+        )
+        return stub.CaptionMotion(motion_pb2.CaptionMotionRequest(user=user), timeout=30)
+
+    call(held_out[0][1])
+    times, replies = [], []
+    for _, motion in held_out:
+        seconds, reply = timed(lambda motion=motion: call(motion))
+        times.append(seconds)
+        replies.append(reply)
+    ten_s = time_warp(MotionLibrary.load().clips["dance_step"].motion, 0.2)
+    long_call = repeat(lambda: call(ten_s), RUNS)
+    in_engine = repeat(lambda: engine.caption(held_out[0][1]), TEXT_RUNS)
+    names = [name for name, _ in held_out]
+    nearest = sum(r.source == f"library:{n}" for n, r in zip(names, replies, strict=True))
+    correct = sum(r.caption == AUTHORED_CAPTIONS[n] for n, r in zip(names, replies, strict=True))
+    silent = sum(engine.caption(motion).text == "" for motion in standing)
+    return {
+        "held_out_clips": len(held_out),
+        "held_out_frames_median": int(statistics.median(m.n_frames for _, m in held_out)),
+        "grpc_p50_ms": round(statistics.median(times) * 1000, 2),
+        "grpc_p95_ms": round(percentile(times, 95) * 1000, 2),
+        "grpc_10s_clip_p50_ms": round(statistics.median(long_call) * 1000, 2),
+        "engine_p50_ms": round(statistics.median(in_engine) * 1000, 2),
+        "top1_caption_correct": round(correct / len(held_out), 3),
+        "top1_nearest_correct": round(nearest / len(held_out), 3),
+        "standing_cases": len(standing),
+        "standing_empty_rate": round(silent / len(standing), 3),
+    }
+
+
+def _captions_at_scale(held_out: list[tuple[str, Motion]], built_dir: Path) -> dict:
+    """Caption latency over 40,000 descriptors (real descriptors of perturbed authored clips,
+    repeated with jitter) and the descriptor cost at load of a built library without stored
+    descriptors (measured on the 1K-clip build)."""
+    rng = np.random.default_rng(CAPTION_SEED)
+    real = np.stack([describe(motion) for _, motion in held_out])
+    rows = real[rng.integers(0, len(real), CAPTION_CLIPS)]
+    rows = rows + rng.normal(0, 0.02, rows.shape).astype(np.float32)
+    names = [f"clip{i:05d}" for i in range(CAPTION_CLIPS)]
+    captioner = LibraryCaptioner(rows, names, [f"a person does motion {i}" for i in names])
+    assert rows.shape[1] == DESCRIPTOR_DIMS
+    queries = iter(motion for _ in range(2) for _, motion in held_out)
+    captioner.caption(next(queries))
+    times = repeat(lambda: captioner.caption(next(queries)), LIBRARY_QUERIES)
+    built = BuiltLibrary.open(built_dir)
+    load_s, _ = timed(lambda: describe_built(built))
+    return {
+        "clips": CAPTION_CLIPS,
+        "engine_p50_ms": round(statistics.median(times) * 1000, 2),
+        "engine_p95_ms": round(percentile(times, 95) * 1000, 2),
+        "describe_s_per_1k_clips_at_load": round(load_s * 1000 / len(built.names), 2),
+    }
+
+
+def _text_to_motion() -> tuple[dict, dict]:
     settings = dataclasses.replace(MotionSettings(), host="127.0.0.1", port=0, metrics_port=-1)
     server = InProcessServer(DEFINITION, settings, MotionEngine(settings))
     load_s, _ = timed(server.start)
@@ -135,11 +247,12 @@ def _text_to_motion() -> dict:
         call("warm up")
         fresh = repeat(lambda: call(_phrase(next(count), unique=True)), TEXT_RUNS)
         repeated = repeat(lambda: call(_phrase(next(count), unique=False)), TEXT_RUNS)
+        captions = _captions(stub, engine)
     in_engine = repeat(
         lambda: engine.text_to_motion(_phrase(next(count), unique=True), TEXT_SECONDS), TEXT_RUNS
     )
     server.stop()
-    return {
+    return captions, {
         "load_and_warmup_s": round(load_s, 2),
         "new_phrase_p50_ms": round(statistics.median(fresh) * 1000, 1),
         "new_phrase_p95_ms": round(percentile(fresh, 95) * 1000, 1),
@@ -154,7 +267,7 @@ BUILD_CLIPS = 1_000
 BUILD_CLIP_FRAMES = 60
 
 
-def _library_scale(directory: Path) -> dict:
+def _library_scale(directory: Path) -> tuple[dict, dict]:
     """Top-1 search over 40K unit embeddings (memory-mapped file) and build time per 1K clips."""
     rng = np.random.default_rng(0)
     rows = rng.normal(size=(LIBRARY_CLIPS, 384)).astype(np.float32)
@@ -177,7 +290,9 @@ def _library_scale(directory: Path) -> dict:
     embedder.load()
     report = library_build.build(data, directory / "lib", embedder)
     assert report.clips == BUILD_CLIPS
-    return {
+    held_out = _held_out(np.random.default_rng(CAPTION_SEED))
+    captions = _captions_at_scale(held_out, directory / "lib")
+    return captions, {
         "clips": LIBRARY_CLIPS,
         "search_p50_ms": round(statistics.median(search) * 1000, 2),
         "search_p95_ms": round(percentile(search, 95) * 1000, 2),
@@ -188,9 +303,9 @@ def _library_scale(directory: Path) -> dict:
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tokens = _tokenizers(Path(tmp))
-    text = _text_to_motion()
+    captions, text = _text_to_motion()
     with tempfile.TemporaryDirectory() as tmp:
-        scale = _library_scale(Path(tmp))
+        captions_scale, scale = _library_scale(Path(tmp))
     rows = [
         (
             "cold start: load + warm-up (MiniLM, library, full-size tokenizers)",
@@ -230,8 +345,40 @@ def main() -> None:
             f"library build per 1K clips ({BUILD_CLIP_FRAMES} frames, 1 text, MiniLM on CPU)",
             f"{scale['build_s_per_1k_clips']:.1f} s",
         ),
+        (
+            f"caption, 11 authored clips, over gRPC p50 / p95 "
+            f"({captions['held_out_frames_median']}-frame median user clip)",
+            f"{captions['grpc_p50_ms']:.2f} / {captions['grpc_p95_ms']:.2f} ms",
+        ),
+        (
+            "caption, 11 clips, a 10 s user clip over gRPC p50",
+            f"{captions['grpc_10s_clip_p50_ms']:.2f} ms",
+        ),
+        (
+            f"caption, {captions_scale['clips']:,} clip descriptors, engine p50 / p95",
+            f"{captions_scale['engine_p50_ms']:.2f} / {captions_scale['engine_p95_ms']:.2f} ms",
+        ),
+        (
+            "caption descriptors computed at load (library built without them), per 1K clips",
+            f"{captions_scale['describe_s_per_1k_clips_at_load']:.2f} s",
+        ),
+        (
+            f"caption held-out top-1 correct ({captions['held_out_clips']} perturbed gestures; "
+            "nearest clip right)",
+            f"{captions['top1_caption_correct']:.1%} ({captions['top1_nearest_correct']:.1%})",
+        ),
+        (
+            f"caption says nothing to idle / standing bodies ({captions['standing_cases']} cases)",
+            f"{captions['standing_empty_rate']:.1%}",
+        ),
     ]
-    figures = {"tokenizers_full_size": tokens, "text_to_motion": text, "library_scale": scale}
+    figures = {
+        "tokenizers_full_size": tokens,
+        "text_to_motion": text,
+        "library_scale": scale,
+        "caption": captions,
+        "caption_scale": captions_scale,
+    }
     report("motion", rows, figures)
 
 

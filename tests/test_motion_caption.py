@@ -150,10 +150,12 @@ def test_idle_and_standing_still_say_nothing(stub):
         "relaxed pose held": relaxed,
         "relaxed pose held, jitter": noised(relaxed, rng),
         "T-pose held": t_pose,
+        "T-pose held, jitter": noised(t_pose, rng),
     }.items():
         reply = _caption(stub, motion)
         assert reply.caption == "", f"{label}: {reply}"
     assert _caption(stub, t_pose).source == "still"
+    assert _caption(stub, noised(t_pose, rng)).source == "library:rest_pose"
 
 
 def test_a_clip_unlike_every_library_clip_is_not_forced_onto_one(stub):

@@ -26,7 +26,7 @@ and by the square root of its size and of the number of blocks, so that one Eucl
 the distance: the root mean square over the blocks of each block's RMS difference in units. The
 score is ``exp(-(d / SCORE_SCALE) ** 2 / 2)`` in [0, 1]; at the default floor of 0.5 a clip is
 recognised up to d = 1.77 (the authored clips played 0.7x-1.4x, cut to 60 % and noised stay
-under it; unrelated captured motion is about 3 away).
+under it; the SOLAMI output clip of the shared data, unlike any of them, is about 5 away).
 
 Caption text reads like MotionGPT's (third person, "a person waves with the right hand"): the
 authored clips have such a caption each (``AUTHORED_CAPTIONS``); a clip of a built library or a
@@ -35,7 +35,8 @@ that way). The answer is empty when:
 
 - the clip is shorter than ``MIN_CAPTION_FRAMES`` (no gesture fits in it; score 0);
 - the body barely moves (every part's speed under ``STILL_M_S``; score 0, source "still");
-- the nearest clip is the idle clip (standing, listening: nothing to say; its score is kept);
+- the nearest clip is one that means nothing to say: the idle clip (standing, listening) or the
+  SMPL-X rest pose held (a capture without a tracked body); its score is kept;
 - the score is under the floor (``SOLAMI_MOTION_CAPTION_FLOOR``; the best score is kept).
 
 A built library stores its clips' descriptors (``descriptors.f32``, written by the build); one
@@ -61,7 +62,7 @@ from services.motion.library import (
 from services.motion.skeleton import BUILT_IN, Skeleton, facing
 from solami.avatar import rotations
 from solami.avatar.rates import FPS
-from solami.avatar.skeleton import JOINT_INDEX, PARENTS
+from solami.avatar.skeleton import JOINT_INDEX, PARENTS, POSE_DIMS
 from solami.errors import EngineUnavailable
 
 # Descriptor name and version, recorded in a built library with its stored descriptors.
@@ -91,8 +92,8 @@ BLOCK_SCALES = {
     "pose_mean": 0.05,
     "pose_std": 0.02,
     "gaze_mean": 0.1,
-    "gaze_std": 0.05,
-    "travel": 0.02,
+    "gaze_std": 0.03,
+    "travel": 0.01,
     "energy": 0.35,
 }
 # Distance (in those units) at which the score is exp(-1/2) = 0.61.
@@ -102,8 +103,10 @@ DEFAULT_FLOOR = 0.5
 # Source prefix of a library clip, and the source of a still body.
 LIBRARY_SOURCE = "library:"
 STILL_SOURCE = "still"
-# The clip that means "nothing to say".
+# Names of the bodies that mean "nothing to say": the idle clip and the rest pose held.
 IDLE = "idle"
+REST_POSE = "rest_pose"
+REST_HELD_S = 2.0
 
 # The authored clips as MotionGPT-style captions (see library_clips.py for what each shows).
 AUTHORED_CAPTIONS = {
@@ -212,6 +215,17 @@ def clip_caption(clip: LibraryClip) -> str:
     return clip.descriptions[0]
 
 
+def silent_anchors(idle: LibraryClip, skeleton: Skeleton) -> tuple[np.ndarray, list[str]]:
+    """Descriptors and names of the bodies that mean "nothing to say": the idle clip, and the
+    SMPL-X rest pose (T-pose) held, what a capture without a tracked body sends."""
+    frames = round(REST_HELD_S * FPS)
+    rest = Motion(
+        np.zeros((frames, POSE_DIMS)), np.tile([0.0, skeleton.floor_to_pelvis_m, 0.0], (frames, 1))
+    )
+    descriptors = np.stack([describe(idle.motion, skeleton), describe(rest, skeleton)])
+    return descriptors, [IDLE, REST_POSE]
+
+
 def score_of(distance: float) -> float:
     return float(np.exp(-0.5 * (distance / SCORE_SCALE) ** 2))
 
@@ -245,10 +259,17 @@ class LibraryCaptioner:
         cls, library: MotionLibrary, skeleton: Skeleton = BUILT_IN, floor: float = DEFAULT_FLOOR
     ) -> LibraryCaptioner:
         """Every clip of ``library`` (the authored clips and the user's)."""
-        clips = list(library.clips.values())
+        clips = [clip for clip in library.clips.values() if clip.name != IDLE]
         descriptors = np.stack([describe(clip.motion, skeleton) for clip in clips])
-        names = [clip.name for clip in clips]
-        return cls(descriptors, names, [clip_caption(c) for c in clips], skeleton, floor)
+        names, captions = [c.name for c in clips], [clip_caption(c) for c in clips]
+        silent, silent_names = silent_anchors(library.idle, skeleton)
+        return cls(
+            np.concatenate([descriptors, silent]),
+            [*names, *silent_names],
+            [*captions, *[""] * len(silent_names)],
+            skeleton,
+            floor,
+        )
 
     @classmethod
     def for_built(
@@ -259,7 +280,7 @@ class LibraryCaptioner:
         floor: float = DEFAULT_FLOOR,
     ) -> LibraryCaptioner:
         """The clips of a built library (descriptors as stored, else computed now) and the
-        authored ``idle`` clip, which means "nothing to say"."""
+        bodies that mean "nothing to say" (``silent_anchors``)."""
         stored = library.descriptors is not None and library.descriptor == DESCRIPTOR
         if stored and skeleton.source == BUILT_IN.source:
             descriptors = np.asarray(library.descriptors, dtype=np.float32)
@@ -267,10 +288,11 @@ class LibraryCaptioner:
             descriptors = describe_built(library, skeleton)
         first_text = np.searchsorted(library.text_clip, np.arange(len(library.names)))
         captions = [library.texts[int(row)] for row in first_text]
+        silent, silent_names = silent_anchors(idle, skeleton)
         return cls(
-            np.concatenate([descriptors, describe(idle.motion, skeleton)[None]]),
-            [*library.names, IDLE],
-            [*captions, ""],
+            np.concatenate([descriptors, silent]),
+            [*library.names, *silent_names],
+            [*captions, *[""] * len(silent_names)],
             skeleton,
             floor,
         )
@@ -299,7 +321,5 @@ class LibraryCaptioner:
         squared = self._squares - 2.0 * (self._descriptors @ query) + float(query @ query)
         best = int(np.argmin(squared))
         score = score_of(float(np.sqrt(max(float(squared[best]), 0.0))))
-        name = self._names[best]
-        if name == IDLE or score < self.floor:
-            return Caption("", score, LIBRARY_SOURCE + name)
-        return Caption(self._captions[best], score, LIBRARY_SOURCE + name)
+        source = LIBRARY_SOURCE + self._names[best]
+        return Caption(self._captions[best] if score >= self.floor else "", score, source)
