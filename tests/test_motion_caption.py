@@ -18,6 +18,7 @@ import pytest
 from relay.clients.motion import MotionCaption, MotionClient
 from relay.metrics import RelayMetrics
 from services.motion import captioner, features
+from services.motion.backends.base import Caption
 from services.motion.captioner import AUTHORED_CAPTIONS, LibraryCaptioner, describe, describe_built
 from services.motion.engine import MotionEngine
 from services.motion.features import Motion, Placement
@@ -300,3 +301,26 @@ def test_cli_caption(server):
     assert process.returncode == 0, stderr
     result = json.loads(stdout)
     assert result["frames"] == 27 and set(result) >= {"caption", "score", "source"}
+
+
+class FakeGenerator:
+    """Stands in for MotionGPT (its weights cannot exist here): captions everything alike and
+    makes a motion only for texts that mention dancing."""
+
+    def caption(self, motion: Motion) -> Caption:
+        return Caption("a person moves", 0.9, "motiongpt")
+
+    def generate(self, text: str, seconds: float) -> Motion | None:
+        return LIBRARY.clips["dance_step"].motion if "dance" in text else None
+
+
+def test_a_generator_takes_over_captions_and_asked_for_generation():
+    engine = MotionEngine(_settings(), shared_embedder())
+    engine.load()
+    engine.generator = FakeGenerator()
+    wave = LIBRARY.clips["wave"].motion
+    assert engine.caption(wave) == Caption("a person moves", 0.9, "motiongpt")
+    assert engine.caption(Motion(wave.poses[:1], wave.trans[:1])) == Caption("", 0.0, "")
+    assert engine.text_to_motion("dance", 0.0, generate=True).name == "motiongpt"
+    assert engine.text_to_motion("dance", 0.0).name == "dance_step"
+    assert engine.text_to_motion("wave hello", 0.0, generate=True).name == "wave"

@@ -47,6 +47,8 @@ MIN_USER_FRAMES = 2
 MAX_POSITION_M = 100.0
 # Length of the warm-up motions, in seconds.
 WARMUP_S = 2.0
+# MotionHeader.source of a motion the generator made.
+GENERATED_SOURCE = "motiongpt"
 
 
 def check_motion(
@@ -253,7 +255,7 @@ class MotionEngine(Engine):
         if generate and self.generator is not None:
             motion = self.generator.generate(text, seconds)
             if motion is not None:
-                return Retrieved(self.generator.name, 0.0, motion)
+                return Retrieved(GENERATED_SOURCE, 0.0, motion)
         if self.retrieval is None:
             raise EngineUnavailable("the motion library is not loaded")
         return self.retrieval.retrieve(text, seconds)

@@ -96,9 +96,6 @@ class MotionCaptioner(Protocol):
 class MotionGenerator(Protocol):
     """Motion <-> text by a generative model (MotionGPT)."""
 
-    # MotionHeader.source / Caption.source of its answers ("motiongpt").
-    name: str
-
     def caption(self, motion: Motion) -> Caption:
         """What ``motion`` shows (motion -> text), or an empty caption."""
         ...
