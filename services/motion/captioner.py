@@ -129,8 +129,13 @@ _PARTS = {
     "legs": ("left_knee", "right_knee", "left_ankle", "right_ankle", "left_foot", "right_foot"),
     "trunk": ("spine1", "spine2", "spine3"),
 }
-_POINT_NAMES = (*(name for name, i in JOINT_INDEX.items() if 0 < i < N_BODY), "nose")
-_POINT_NAMES = (*_POINT_NAMES, "left_tip", "right_tip")
+# The points in descriptor order: the body joints but the pelvis, then the extra points.
+_POINT_NAMES = (
+    *(name for name, index in JOINT_INDEX.items() if 0 < index < N_BODY),
+    "nose",
+    "left_tip",
+    "right_tip",
+)
 _PART_POINTS = tuple(tuple(_POINT_NAMES.index(p) for p in part) for part in _PARTS.values())
 N_POINTS = len(_POINT_NAMES)
 DESCRIPTOR_DIMS = 2 * 3 * N_POINTS + 2 * 3 + 3 + len(_PARTS)
@@ -250,10 +255,6 @@ class LibraryCaptioner:
         self._skeleton = skeleton
         self.floor = floor
 
-    @property
-    def size(self) -> int:
-        return len(self._names)
-
     @classmethod
     def for_library(
         cls, library: MotionLibrary, skeleton: Skeleton = BUILT_IN, floor: float = DEFAULT_FLOOR
@@ -262,14 +263,7 @@ class LibraryCaptioner:
         clips = [clip for clip in library.clips.values() if clip.name != IDLE]
         descriptors = np.stack([describe(clip.motion, skeleton) for clip in clips])
         names, captions = [c.name for c in clips], [clip_caption(c) for c in clips]
-        silent, silent_names = silent_anchors(library.idle, skeleton)
-        return cls(
-            np.concatenate([descriptors, silent]),
-            [*names, *silent_names],
-            [*captions, *[""] * len(silent_names)],
-            skeleton,
-            floor,
-        )
+        return cls._with_silent(descriptors, names, captions, library.idle, skeleton, floor)
 
     @classmethod
     def for_built(
@@ -288,10 +282,23 @@ class LibraryCaptioner:
             descriptors = describe_built(library, skeleton)
         first_text = np.searchsorted(library.text_clip, np.arange(len(library.names)))
         captions = [library.texts[int(row)] for row in first_text]
+        return cls._with_silent(descriptors, library.names, captions, idle, skeleton, floor)
+
+    @classmethod
+    def _with_silent(
+        cls,
+        descriptors: np.ndarray,
+        names: Sequence[str],
+        captions: Sequence[str],
+        idle: LibraryClip,
+        skeleton: Skeleton,
+        floor: float,
+    ) -> LibraryCaptioner:
+        """The clips given plus the silent anchors, whose caption is empty."""
         silent, silent_names = silent_anchors(idle, skeleton)
         return cls(
             np.concatenate([descriptors, silent]),
-            [*library.names, *silent_names],
+            [*names, *silent_names],
             [*captions, *[""] * len(silent_names)],
             skeleton,
             floor,
