@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import torch
 
+from services.motion.backends.base import Caption, MotionGenerator
 from services.motion.backends.motiongpt import (
     CHECKPOINT_FILE,
     DEFAULT_STATS_FILE,
-    Caption,
     MotionGpt,
     read_state,
 )
@@ -116,7 +116,8 @@ def test_caption_of_a_real_clip(model: MotionGpt) -> None:
     caption = model.caption(smplx_ai())
     assert isinstance(caption, Caption) and isinstance(caption.text, str)
     assert caption.source == "motiongpt" and 0.0 < caption.score <= 1.0
-    assert model.caption_text(smplx_ai()) == caption.text
+    generator: MotionGenerator = model
+    assert generator.caption(smplx_ai()) == caption
 
 
 def test_generate_gives_smplx(model: MotionGpt) -> None:

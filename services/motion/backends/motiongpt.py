@@ -45,6 +45,7 @@ import numpy as np
 import torch
 
 from services.motion import features
+from services.motion.backends.base import Caption
 from services.motion.backends.checkpoints import read_stats
 from services.motion.backends.vqvae import VQConfig, VQVae
 from services.motion.features import Motion
@@ -82,15 +83,6 @@ M2T_MAX_NEW_TOKENS = 256
 T2M_MAX_NEW_TOKENS = 128
 T2M_SAMPLES = 3
 TOP_K = 50
-
-
-@dataclasses.dataclass(frozen=True)
-class Caption:
-    """A text for a motion and how sure the model is of it (mean token probability)."""
-
-    text: str
-    score: float
-    source: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -381,7 +373,8 @@ def motion_ids_of(answer: str) -> np.ndarray:
 
 
 class MotionGpt:
-    """The loaded model; ``caption`` and ``generate`` are thread-safe (one at a time)."""
+    """The loaded model, a ``backends.base.MotionGenerator``; ``caption`` and ``generate`` are
+    thread-safe (one model call at a time)."""
 
     def __init__(
         self,
@@ -543,9 +536,6 @@ class MotionGpt:
     def caption(self, motion: Motion) -> Caption:
         """The original m2t: the user's clip through both VQ-VAEs, then a greedy caption."""
         return self.caption_ids(*self.encode(motion))
-
-    def caption_text(self, motion: Motion) -> str:
-        return self.caption(motion).text
 
     def sample_t2m(self, text: str) -> Sampled:
         """The sampled t2m answers for ``text`` (``options.samples`` prompts, one batch)."""
