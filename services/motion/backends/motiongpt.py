@@ -111,8 +111,13 @@ class MotionGptConfig:
 
 @dataclasses.dataclass(frozen=True)
 class MotionGptOptions:
+    """How the model is called; the defaults are the original's."""
+
+    # Seed of every call's template draws and sampling (a text always gives the same motion).
     seed: int = 0
+    # t2m prompts sampled in one batch; the first answer holding a motion is kept.
     samples: int = T2M_SAMPLES
+    # New-token budgets of a caption and of a motion answer.
     m2t_max_new_tokens: int = M2T_MAX_NEW_TOKENS
     t2m_max_new_tokens: int = T2M_MAX_NEW_TOKENS
     top_k: int = TOP_K
@@ -172,7 +177,9 @@ def read_config(path: Path) -> MotionGptConfig:
         lm = config_value(root, "model.params.lm.params")
         if lm.get("model_type") != "gpt2" or lm.get("new_token_type", "insert") != "insert":
             raise ValueError(f"lm model_type {lm.get('model_type')!r}: expected gpt2")
-        body = vq_config(config_value(root, "model.params.motion_vae_body.params"), 135)
+        body = vq_config(
+            config_value(root, "model.params.motion_vae_body.params"), BODY_FEATURE_DIMS
+        )
         hand_params = config_value(root, "model.params.motion_vae_hand.params")
         hand = vq_config(hand_params, FEATURE_DIMS - BODY_FEATURE_DIMS)
         code_num = int(config_value(root, "model.params.lm.params.motion_codebook_size"))
@@ -285,7 +292,6 @@ class _LenientUnpickler(pickle.Unpickler):
 _LENIENT_PICKLE = types.ModuleType("lenient_pickle")
 _LENIENT_PICKLE.Unpickler = _LenientUnpickler
 _LENIENT_PICKLE.load = pickle.load
-_LENIENT_PICKLE.__dict__["__name__"] = "lenient_pickle"
 
 
 def read_state(path: Path) -> dict[str, torch.Tensor]:
