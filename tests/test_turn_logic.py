@@ -684,10 +684,10 @@ async def make_relay(redis_url):
     await client.set(HEADSET.key(keys.CHAR_ID), SMPLX_CHAR_ID)
     made: list[Relay] = []
 
-    async def make(**fakes) -> Relay:
+    async def make(method: str = AGENT_METHOD, **fakes) -> Relay:
         clients = fake_clients(**fakes)
         journal = journal_of(clients)
-        settings = RelaySettings(send_ahead_s=SEND_AHEAD_S, method=AGENT_METHOD)
+        settings = RelaySettings(send_ahead_s=SEND_AHEAD_S, method=method)
         metrics = RelayMetrics()
         store = SessionStore(client, settings.session_idle_s)
         assets = Assets(clients)
@@ -749,6 +749,15 @@ async def _finished(task: asyncio.Task) -> None:
     """Waits for ``task`` (its cancellation included) without letting a hang stall the run."""
     async with asyncio.timeout(TURN_LIMIT_S):
         await asyncio.wait([task])
+
+
+async def test_a_headset_resumes_its_session_unless_the_relays_method_changed(make_relay):
+    first = await make_relay()
+    again = await make_relay()
+    assert again.character.session.session_id == first.character.session.session_id
+    other = await make_relay(DLP_MOTIONGPT)
+    assert other.character.session.method == DLP_MOTIONGPT
+    assert other.character.session.session_id != first.character.session.session_id
 
 
 async def test_runner_sends_the_clips_in_order_paced_to_the_headset(make_relay):

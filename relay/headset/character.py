@@ -1,7 +1,8 @@
 """Which character a headset shows: its ``char_id``, rig, session and animation timeline.
 
 A change of ``char_id`` (read from the headset's Redis) switches rig and session and cancels
-the answer in progress; a headset that comes back resumes its last session for that character.
+the answer in progress; a headset that comes back resumes its last session for that character
+(and the relay's method).
 """
 
 from __future__ import annotations
@@ -123,7 +124,12 @@ class CharacterState:
     async def _resume_or_create(self, char_id: str, character: str) -> Session:
         try:
             session = await self._store.current(self._config.name)
-            if session is not None and session.char_id == char_id:
+            # A relay restarted with another method starts a session of that method.
+            if (
+                session is not None
+                and session.char_id == char_id
+                and session.method == self._settings.method
+            ):
                 return session
             session = await self._store.create(char_id, self._settings.method, character)
             await self._store.set_current(self._config.name, session)
