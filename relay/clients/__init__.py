@@ -35,7 +35,7 @@ from solami.v1 import (
 # from the turn as it goes.
 IDEMPOTENT_RPCS = {
     "asr": ("Transcribe", "Tokenize"),
-    "motion": ("EncodeUserMotion", "TextToMotion"),
+    "motion": ("EncodeUserMotion", "TextToMotion", "CaptionMotion"),
 }
 RETRY_POLICY = {
     "maxAttempts": 2,

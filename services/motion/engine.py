@@ -174,9 +174,16 @@ class MotionEngine(Engine):
         self.codec = load_tokenizer(settings, self.skeleton)
         if self.codec is not None:
             self.name = "vqvae+library"
+        if settings.motiongpt_dir is not None:
+            from services.motion.backends.motiongpt import MotionGpt
+
+            self.generator = MotionGpt.load(
+                settings.motiongpt_dir, settings.device, skeleton=self.skeleton
+            )
+            self.name += "+motiongpt"
 
     def warmup(self) -> None:
-        clip = self.text_to_motion("wave hello", WARMUP_S)
+        clip = self.text_to_motion("wave hello", WARMUP_S, generate=self.generator is not None)
         self.caption(clip.motion)
         if self.codec is not None:
             tokens = self.encode_user_motion(clip.motion, None)

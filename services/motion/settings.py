@@ -45,6 +45,10 @@ class MotionSettings(ServiceSettings):
     block_frames: int = 30
     # Cross-fade between idle and a retrieved clip at its start and end, in seconds.
     blend_s: float = 0.3
+    # MotionGPT in the released SOLAMI layout (config_*_train.yaml, checkpoints/last.ckpt, the
+    # statistics npz, gpt2/ or the original tree's deps/gpt2): captions the user's motion and
+    # generates TextToMotion asked to generate (unset: the library answers both).
+    motiongpt_dir: Path | None = None
     # CaptionMotion: the least confidence in [0, 1] of a caption given (below: an empty one).
     caption_floor: float = 0.5
 
@@ -68,6 +72,7 @@ class MotionSettings(ServiceSettings):
         for name, path in (
             ("CHECKPOINT_DIR", self.checkpoint_dir),
             ("LIBRARY_DIR", self.library_dir),
+            ("MOTIONGPT_DIR", self.motiongpt_dir),
         ):
             if path is not None and not path.is_dir():
                 raise SettingsError(f"{prefix}{name} must be an existing directory, got {path}")
