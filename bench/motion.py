@@ -42,8 +42,8 @@ from services.motion.skeleton import BUILT_IN
 from solami.avatar.rates import FPS, FRAMES_PER_TOKEN
 from solami.client import sync_channel
 from solami.v1 import motion_pb2, motion_pb2_grpc
+from tests.support.motion_perturb import moved, noised, sub_window, time_warp
 from tests.support.servers import InProcessServer
-from tests.test_motion_caption import moved, noised, sub_window, time_warp
 
 TOKENS = 64
 STREAM_CHUNK_TOKENS = 8

@@ -21,7 +21,7 @@ from services.motion import captioner, features
 from services.motion.backends.base import Caption
 from services.motion.captioner import AUTHORED_CAPTIONS, LibraryCaptioner, describe, describe_built
 from services.motion.engine import MotionEngine
-from services.motion.features import Motion, Placement
+from services.motion.features import Motion
 from services.motion.library import DESCRIPTORS, MANIFEST, BuiltLibrary, MotionLibrary
 from services.motion.library_build import build
 from services.motion.server import DEFINITION
@@ -30,18 +30,16 @@ from solami.avatar.rates import FPS
 from solami.client import sync_channel
 from solami.v1 import common_pb2, motion_pb2, motion_pb2_grpc
 from tests.support.motion_models import MOTION_AI, shared_embedder, smplx_ai
+from tests.support.motion_perturb import moved, noised, sub_window, time_warp
 from tests.support.servers import InProcessServer, finish, spawn
 
 LIBRARY = MotionLibrary.load()
 GESTURES = [name for name in LIBRARY.clips if name != "idle"]
 SEED = 7
-# Perturbations of the tests: playback speeds, the part of a clip kept, pose noise (radians:
-# a per-joint bias of the performer plus per-frame jitter of the capture), position jitter (m).
+# Perturbations of the tests (noise: tests/support/motion_perturb.py): playback speeds, the
+# part of a clip kept.
 SPEEDS = (0.75, 1.35)
 WINDOW = 0.7
-BIAS_RAD = 0.03
-JITTER_RAD = 0.01
-JITTER_M = 0.005
 
 
 def _settings(**overrides) -> MotionSettings:
@@ -79,32 +77,6 @@ def _caption(stub, motion: Motion, up_axis=motion_pb2.UP_AXIS_Y):
     reply = stub.CaptionMotion(request, timeout=30)
     assert reply.turn.turn_id == "c1" and 0.0 <= reply.score <= 1.0
     return reply
-
-
-def time_warp(motion: Motion, speed: float) -> Motion:
-    """``motion`` played ``speed`` times as fast."""
-    return features.resample(motion, FPS * speed)
-
-
-def sub_window(motion: Motion, fraction: float, rng: np.random.Generator) -> Motion:
-    """A random part of ``fraction`` of the clip."""
-    length = max(2, round(motion.n_frames * fraction))
-    start = int(rng.integers(0, motion.n_frames - length + 1))
-    return Motion(motion.poses[start : start + length], motion.trans[start : start + length])
-
-
-def noised(motion: Motion, rng: np.random.Generator) -> Motion:
-    """Another performer (a per-joint pose bias) captured with jitter."""
-    shape = motion.poses.shape
-    bias = rng.normal(0.0, BIAS_RAD, (1, shape[1]))
-    poses = motion.poses + bias + rng.normal(0.0, JITTER_RAD, shape)
-    return Motion(poses, motion.trans + rng.normal(0.0, JITTER_M, motion.trans.shape))
-
-
-def moved(motion: Motion, rng: np.random.Generator) -> Motion:
-    """The clip somewhere else in the room, facing another way."""
-    offset = np.array([rng.uniform(-2, 2), 0.0, rng.uniform(-2, 2)])
-    return features.apply_placement(motion, Placement(float(rng.uniform(-np.pi, np.pi)), offset))
 
 
 def versions(motion: Motion, rng: np.random.Generator) -> dict[str, Motion]:
