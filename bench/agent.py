@@ -1,7 +1,8 @@
 """agent: the agent turn with the user's motion captioned (``dlp+motiongpt+retrieval``) vs not
 (``dlp+retrieval``), same run: two relays, one per method, on the same services, taking turns
 (so drift in the machine's speed falls on both alike); the user waves while asking. Time from
-the WAV's arrival to the first reply WAV at the headset, p50/p95, and the caption stage."""
+the WAV's arrival to the first reply WAV at the headset, p50/p95, the caption stage against
+asr (the caption runs beside it), and the LLM's part, whose prompt the caption changes."""
 
 from __future__ import annotations
 
@@ -92,15 +93,31 @@ def main() -> None:
             relay.stop_all()
         services.stop_all()
         redis_process.stop()
-    captioned = relays[DLP_MOTIONGPT_RETRIEVAL].logs / "relay.log"
-    caption_ms = _stage_ms(captioned, "caption")[-TURNS:]
-    asr_ms = _stage_ms(captioned, "asr")[-TURNS:]
+    logs = {method: relays[method].logs / "relay.log" for method in METHODS}
+    caption_ms = _stage_ms(logs[DLP_MOTIONGPT_RETRIEVAL], "caption")[-TURNS:]
+    asr_ms = _stage_ms(logs[DLP_MOTIONGPT_RETRIEVAL], "asr")[-TURNS:]
+    # The LLM's part: from asr done to the first sentence (the prompts differ by the caption).
+    llm_ms = {
+        method: [
+            sentence - asr
+            for asr, sentence in zip(
+                _stage_ms(logs[method], "asr")[-TURNS:],
+                _stage_ms(logs[method], "llm_first_sentence")[-TURNS:],
+                strict=True,
+            )
+        ]
+        for method in METHODS
+    }
     off, on = (statistics.median(first_wav[method]) for method in METHODS)
     rows = [
         *((f"first reply WAV, {method}, p50 / p95", _ms(first_wav[method])) for method in METHODS),
         ("captioned / not, first reply WAV p50", f"{on / off:.3f}"),
         ("  caption done (beside asr), from the turn's start, p50 / p95", _ms(caption_ms)),
         ("  asr done, from the turn's start, p50 / p95", _ms(asr_ms)),
+        *(
+            (f"  asr done -> first LLM sentence, {method}, p50 / p95", _ms(llm_ms[method]))
+            for method in METHODS
+        ),
     ]
     report(
         "agent",
@@ -110,6 +127,7 @@ def main() -> None:
             "first_reply_wav_ms": first_wav,
             "caption_stage_ms": caption_ms,
             "asr_stage_ms": asr_ms,
+            "asr_to_first_sentence_ms": llm_ms,
         },
     )
 
