@@ -1,11 +1,19 @@
 """The original SOLAMI model-server HTTP API, so the original relay can drive this backend:
 ``/create_session/``, ``/delete_session/``, ``/interact/`` (returns ``motion_url`` and
-``audio_url``), plus ``/healthz`` and the reply files."""
+``audio_url``), plus ``/healthz``, ``/livez`` and the reply files.
+
+Reply files stay bounded: each is deleted once fetched (the original relay fetches each file
+exactly once, the motion then the audio), a sweep deletes the ones nobody fetched within
+``SOLAMI_RELAY_FILES_TTL_S``, and past ``SOLAMI_RELAY_FILES_MAX_MB`` the oldest go first."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
+import logging
 import re
+import time
 import uuid
 from pathlib import Path
 from typing import Annotated, Protocol
@@ -13,6 +21,7 @@ from typing import Annotated, Protocol
 import numpy as np
 from fastapi import FastAPI, File, Form, HTTPException, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
+from starlette.background import BackgroundTask
 
 from relay.clients import ServiceClients
 from relay.clients.motion import BodyMotion, SmplxClip
@@ -24,12 +33,87 @@ from relay.turns import Clip, TurnInput, turn_for
 from relay.turns.base import new_turn_id
 from solami import audio
 from solami.avatar.skeleton import POSE_DIMS, TRANS_DIMS, convert_up_axis
+from solami.logs import log_event
 from solami.methods import LLM_SPEECH, METHODS, unknown_method
 
 MODEL_CHARACTERS = set(CHARACTERS.values())
 # Arrays of the original /interact/ motion npz.
 MOTION_KEYS = ("poses", "trans", "poses_ai", "trans_ai")
 _FILE_NAME = re.compile(r"^[0-9a-f]{32}\.(wav|npz)$")
+BYTES_PER_MB = 1024 * 1024
+
+log = logging.getLogger(__name__)
+
+
+class ReplyFiles:
+    """The folder of ``/interact/`` replies, kept bounded in age and total size."""
+
+    def __init__(self, directory: Path, ttl_s: float, max_bytes: int) -> None:
+        self.directory = directory
+        self.ttl_s = ttl_s
+        self.max_bytes = max_bytes
+        directory.mkdir(parents=True, exist_ok=True)
+
+    def write(self, name: str, data: bytes) -> None:
+        """Stores one reply file, first making room for it."""
+        self.sweep(room_bytes=len(data))
+        path = self.directory / name
+        partial = path.with_suffix(path.suffix + ".part")
+        partial.write_bytes(data)
+        partial.replace(path)
+
+    def path(self, name: str) -> Path | None:
+        """The file called ``name`` (a reply's file name), or None."""
+        path = self.directory / name
+        return path if _FILE_NAME.match(name) and path.is_file() else None
+
+    def delete(self, name: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            (self.directory / name).unlink()
+
+    def sweep(self, room_bytes: int = 0) -> int:
+        """Deletes files older than the TTL, then the oldest until ``room_bytes`` more fit in
+        the cap. Returns how many were deleted."""
+        now = time.time()
+        files: list[tuple[float, int, Path]] = []
+        deleted = 0
+        for path in self.directory.iterdir():
+            if not _FILE_NAME.match(path.name):
+                continue
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue
+            if now - stat.st_mtime > self.ttl_s:
+                deleted += self._unlink(path)
+            else:
+                files.append((stat.st_mtime, stat.st_size, path))
+        total = sum(size for _, size, _ in files) + room_bytes
+        for _, size, path in sorted(files):
+            if total <= self.max_bytes:
+                break
+            deleted += self._unlink(path)
+            total -= size
+        return deleted
+
+    async def sweep_every(self, interval_s: float) -> None:
+        """Sweeps forever (the relay runs it as a task), so unfetched files go even when no
+        new reply arrives."""
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                if deleted := await asyncio.to_thread(self.sweep):
+                    log_event(log, "reply files swept", deleted=deleted)
+            except OSError as exc:
+                log_event(log, "reply files sweep failed", logging.WARNING, error=str(exc))
+
+    @staticmethod
+    def _unlink(path: Path) -> int:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return 0
+        return 1
 
 
 def _character(name: str) -> tuple[str, str]:
@@ -51,31 +135,40 @@ class RelayState(Protocol):
     store: SessionStore
     # True once every headset endpoint is up.
     ready: bool
+    # Last known state of the sessions' Redis (updated in the background).
+    redis_up: bool
 
     @property
     def headsets(self) -> list[str]: ...
 
-    async def redis_ok(self) -> bool: ...
-
 
 def create_app(relay: RelayState) -> FastAPI:
     app = FastAPI(title="SOLAMI relay", docs_url=None, redoc_url=None)
-    files_dir: Path = relay.settings.files_dir
-    files_dir.mkdir(parents=True, exist_ok=True)
+    settings = relay.settings
+    reply_files = ReplyFiles(
+        settings.files_dir, settings.files_ttl_s, int(settings.files_max_mb * BYTES_PER_MB)
+    )
+    app.state.reply_files = reply_files
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
-        redis_ok = await relay.redis_ok()
-        ok = relay.ready and redis_ok
-        # A service that is down does not make the relay unhealthy (its turns get an apology),
-        # but its channel state is shown.
+        # Ready while the headset endpoints are up. Neither Redis (the relay rides out its
+        # restarts; solami_relay_session_redis_up and an alert report it) nor a service that is
+        # down (its turns get an apology) makes the relay unready: an unready relay pod would
+        # be taken out of its headsets' load balancer. Both are shown.
+        ok = relay.ready
         body = {
             "status": "ok" if ok else "unavailable",
-            "redis": redis_ok,
+            "redis": relay.redis_up,
             "headsets": relay.headsets,
             "services": relay.clients.states(),
         }
         return JSONResponse(body, status_code=200 if ok else 503)
+
+    @app.get("/livez")
+    async def livez() -> dict:
+        # Answered by the event loop itself: a relay whose loop is stuck fails it.
+        return {"status": "alive"}
 
     @app.post("/create_session/")
     async def create_session(
@@ -125,8 +218,11 @@ def create_app(relay: RelayState) -> FastAPI:
         name = uuid.uuid4().hex
         rate = clips[0].rate_hz if clips else 16_000
         samples = np.concatenate([c.samples for c in clips]) if clips else np.zeros(rate // 10)
-        (files_dir / f"{name}.wav").write_bytes(audio.encode_wav(samples, rate))
-        np.savez(files_dir / f"{name}.npz", **_motion_arrays(body, session.method))
+        motion_npz = io.BytesIO()
+        np.savez(motion_npz, **_motion_arrays(body, session.method))
+        reply_wav = audio.encode_wav(samples, rate)
+        await asyncio.to_thread(reply_files.write, f"{name}.wav", reply_wav)
+        await asyncio.to_thread(reply_files.write, f"{name}.npz", motion_npz.getvalue())
         return {
             "motion_url": f"/files/{name}.npz",
             "audio_url": f"/files/{name}.wav",
@@ -135,9 +231,11 @@ def create_app(relay: RelayState) -> FastAPI:
 
     @app.get("/files/{name}")
     async def files(name: str) -> FileResponse:
-        if not _FILE_NAME.match(name) or not (files_dir / name).is_file():
+        path = reply_files.path(name)
+        if path is None:
             raise HTTPException(404, "no such file")
-        return FileResponse(files_dir / name)
+        # Served once: the file is deleted when the response has been sent.
+        return FileResponse(path, background=BackgroundTask(reply_files.delete, name))
 
     return app
 

@@ -42,6 +42,13 @@ class RelayMetrics:
         self.barge_ins_total = Counter(
             "solami_relay_barge_ins_total", "Answers interrupted by a new utterance.", registry=r
         )
+        self.cut_to_silence_seconds = Histogram(
+            "solami_relay_cut_to_silence_seconds",
+            "From a new utterance's arrival (or a character change) to the silence that stops "
+            "the reply still playing on the headset.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0),
+            registry=r,
+        )
         self.errors_total = Counter(
             "solami_relay_errors_total",
             "Problems handled without stopping, by kind.",
@@ -50,6 +57,11 @@ class RelayMetrics:
         )
         self.redis_up = Gauge(
             "solami_relay_redis_up", "1 while Redis answers the relay, else 0.", registry=r
+        )
+        self.session_redis_up = Gauge(
+            "solami_relay_session_redis_up",
+            "1 while the sessions' Redis answers the relay's PING (every 5 s), else 0.",
+            registry=r,
         )
         self.frames_total = Counter(
             "solami_relay_frames_total", "aiStream frames published.", registry=r

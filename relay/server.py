@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 MAX_WS_MESSAGE_BYTES = 16 * 1024 * 1024
 # Seconds between WebSocket pings; a missing pong never closes the headset's connection.
 WS_PING_INTERVAL_S = 20.0
+# Seconds between the relay's PINGs of the sessions' Redis (solami_relay_session_redis_up).
+REDIS_WATCH_INTERVAL_S = 5.0
+# Longest pause between two sweeps of the compatibility API's reply files.
+FILES_SWEEP_MAX_INTERVAL_S = 60.0
 
 
 def with_db(url: str, db: int) -> str:
@@ -62,7 +66,8 @@ class Relay:
         self.metrics = RelayMetrics()
         self.clients = ServiceClients.connect(settings, self.metrics)
         base = redis_client(url)
-        default_db = base.connection_pool.connection_kwargs.get("db", 0)
+        headset_url = settings.headset_redis_url or url
+        default_db = int(urlparse(headset_url).path.strip("/") or 0)
         self._redis = [base]
         sessions_redis = redis_client(url, settings.session_db)
         self._redis.append(sessions_redis)
@@ -70,7 +75,7 @@ class Relay:
         self.assets = Assets(self.clients)
         self.links: list[HeadsetLink] = []
         for config in settings.headset_configs(default_db):
-            client = redis_client(url, config.redis_db)
+            client = redis_client(headset_url, config.redis_db)
             self._redis.append(client)
             self.links.append(
                 HeadsetLink(
@@ -78,6 +83,9 @@ class Relay:
                 )
             )
         self.ready = False
+        # Last answer of the sessions' Redis to the watcher's PING (read by /healthz, which must
+        # not wait on Redis).
+        self.redis_up = False
         # Headsets with a live session, read at each scrape.
         self.metrics.active_sessions.set_function(
             lambda: sum(link.session is not None for link in self.links)
@@ -93,15 +101,24 @@ class Relay:
         except Exception:  # noqa: BLE001 - any failure means Redis is not usable
             return False
 
+    async def _watch_redis(self) -> None:
+        """Reports the sessions' Redis as a gauge; its trouble is an alert, never a failed
+        readiness (the relay rides out Redis restarts with its headsets connected)."""
+        while True:
+            self.redis_up = await self.redis_ok()
+            self.metrics.session_redis_up.set(1 if self.redis_up else 0)
+            await asyncio.sleep(REDIS_WATCH_INTERVAL_S)
+
     async def run(self, stop: asyncio.Event) -> None:
         settings = self.settings
         if settings.metrics_port >= 0:
             start_http_server(
                 settings.metrics_port, addr=settings.host, registry=self.metrics.registry
             )
+        app = create_app(self)
         http = uvicorn.Server(
             uvicorn.Config(
-                create_app(self),
+                app,
                 host=settings.host,
                 port=settings.http_port,
                 log_level="warning",
@@ -110,6 +127,11 @@ class Relay:
         )
         http_task = asyncio.create_task(http.serve())
         apologies_task = asyncio.create_task(self.assets.prepare(), name="apologies")
+        sweep_s = min(settings.files_ttl_s / 4, FILES_SWEEP_MAX_INTERVAL_S)
+        watchers = [
+            asyncio.create_task(self._watch_redis(), name="redis-watch"),
+            asyncio.create_task(app.state.reply_files.sweep_every(sweep_s), name="files-sweep"),
+        ]
         servers = []
         for link in self.links:
             await link.start()
@@ -135,6 +157,8 @@ class Relay:
         await stop.wait()
         self.ready = False
         apologies_task.cancel()
+        for task in watchers:
+            task.cancel()
         for server in servers:
             server.close()
         for link in self.links:

@@ -65,6 +65,9 @@ class RelaySettings:
     tts_deadline_s: float = 20.0
     face_deadline_s: float = 10.0
     motion_deadline_s: float = 10.0
+    # A session's turns go to one llm replica (where its prompt prefix is cached) while that
+    # replica lives; False spreads turns over the llm replicas like every other service's calls.
+    llm_affinity: bool = True
     # Seconds of cross-fade between idle and answer animation.
     blend_s: float = 0.3
     # A reply WAV is sent this many seconds before the previous one ends (network + decode).
@@ -77,6 +80,15 @@ class RelaySettings:
     files_dir: Path = Path("/tmp/solami-relay-files")
     log_format: str = "json"
     log_level: str = "INFO"
+    # Seconds a compatibility API reply file is kept when nobody fetches it (each file is
+    # deleted once fetched; the original relay fetches each exactly once).
+    files_ttl_s: float = 600.0
+    # Megabytes all reply files may take together; past it the oldest are deleted first.
+    files_max_mb: float = 256.0
+    # Redis server of the headsets' keys (each headset's database on it), when that is not the
+    # server of SOLAMI_REDIS_URL, which keeps the sessions: a Redis beside the relay serving
+    # only its headsets. Empty = SOLAMI_REDIS_URL's server.
+    headset_redis_url: str = ""
 
     def validate(self, prefix: str = "") -> None:
         for name in ("port", "http_port"):
@@ -91,6 +103,12 @@ class RelaySettings:
                 f"got {self.rig_data}"
             )
         self.headset_configs(0)
+        if self.files_ttl_s <= 0 or self.files_max_mb <= 0:
+            raise SettingsError(f"{prefix}FILES_TTL_S and {prefix}FILES_MAX_MB must be > 0")
+        if self.headset_redis_url and not self.headset_redis_url.startswith(
+            ("redis://", "rediss://")
+        ):
+            raise SettingsError(f"{prefix}HEADSET_REDIS_URL must be a redis:// or rediss:// URL")
 
     def headset_configs(self, default_db: int) -> tuple[HeadsetConfig, ...]:
         """The configured headsets (the default one when none are listed)."""
@@ -124,7 +142,8 @@ def load_relay_settings(environ: Mapping[str, str] | None = None) -> tuple[Relay
         raise SettingsError(f"SOLAMI_REDIS_URL must end in a database number, got {url!r}")
     default_db = int(database)
     for config in settings.headset_configs(default_db):
-        if config.redis_db == settings.session_db:
+        # Headsets on a Redis of their own never share a database with the sessions.
+        if config.redis_db == settings.session_db and not settings.headset_redis_url:
             raise SettingsError(
                 f"{RELAY.env_prefix}SESSION_DB ({settings.session_db}) is headset "
                 f"{config.name!r}'s Redis database, which the headset empties (FLUSHDB) when it "
