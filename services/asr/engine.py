@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 from services.asr.backends.base import Segment, Transcriber, UnitTokenizer
+from services.asr.backends.echo import EchoTranscriber
 from services.asr.backends.faster_whisper import FasterWhisperTranscriber
 from services.asr.backends.openai_whisper import OpenAIWhisperTranscriber
 from services.asr.backends.speechtokenizer import SpeechTokenizerBackend
@@ -60,6 +61,8 @@ def make_transcriber(settings: AsrSettings) -> Transcriber:
     """The transcription backend named by ``settings.backend``."""
     if settings.backend == "openai-whisper":
         return OpenAIWhisperTranscriber(settings)
+    if settings.backend == "echo":
+        return EchoTranscriber()
     return FasterWhisperTranscriber(settings)
 
 

@@ -9,7 +9,7 @@ from solami.registry import SERVICES
 from solami.settings import ServiceSettings, SettingsError
 
 INFO = SERVICES["asr"]
-TRANSCRIBE_BACKENDS = ("faster-whisper", "openai-whisper")
+TRANSCRIBE_BACKENDS = ("faster-whisper", "openai-whisper", "echo")
 DEFAULT_CACHE_DIR = Path("~/.cache/solami").expanduser()
 
 
@@ -19,7 +19,8 @@ class AsrSettings(ServiceSettings):
 
     port: int = INFO.port
     metrics_port: int = INFO.metrics_port
-    # Transcription backend: "faster-whisper" (CPU default) or "openai-whisper" (GPU nodes).
+    # Transcription backend: "faster-whisper" (CPU default) or "openai-whisper" (GPU nodes);
+    # "echo" is a benchmarking profile (a fixed transcript at once) that must never serve users.
     backend: str = "faster-whisper"
     # Whisper model: "tiny.en" or "base" (packaged, faster-whisper), or a model directory/file.
     whisper_model: str = "tiny.en"

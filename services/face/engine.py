@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from services.face.backends.base import BackendStream, FaceBackend
+from services.face.backends.echo import EchoFaceBackend
 from services.face.backends.viseme import VisemeBackend
 from services.face.settings import BACKENDS, FaceSettings
 from solami import audio
@@ -30,6 +31,8 @@ WARMUP_RATE_HZ = 16_000
 
 def make_backend(name: str, settings: FaceSettings) -> FaceBackend:
     """The backend called ``name``."""
+    if name == "echo":
+        return EchoFaceBackend()
     if name == "unitalker":
         # Imported here: the UniTalker modules import torch, which only this backend needs.
         from services.face.backends.unitalker import UniTalkerBackend
@@ -87,6 +90,9 @@ class FaceEngine(Engine):
         self, settings: FaceSettings, backends: dict[str, FaceBackend] | None = None
     ) -> None:
         self.settings = settings
+        if backends is None and settings.backend == "echo":
+            # The benchmarking profile serves nothing else.
+            backends = {"echo": make_backend("echo", settings)}
         if backends is None:
             backends = {"viseme": make_backend("viseme", settings)}
             if settings.unitalker_weights is not None:

@@ -9,7 +9,7 @@ from solami.registry import SERVICES
 from solami.settings import ServiceSettings, SettingsError
 
 INFO = SERVICES["face"]
-BACKENDS = ("viseme", "unitalker")
+BACKENDS = ("viseme", "unitalker", "echo")
 NORMALIZE_CHOICES = ("auto", "true", "false")
 
 
@@ -19,7 +19,8 @@ class FaceSettings(ServiceSettings):
 
     port: int = INFO.port
     metrics_port: int = INFO.metrics_port
-    # Default backend: "viseme" (embedded CPU lip-sync) or "unitalker" (GPU, weights from a path).
+    # Default backend: "viseme" (embedded CPU lip-sync) or "unitalker" (GPU, weights from a path);
+    # "echo" is a benchmarking profile (neutral frames at once) that must never serve users.
     backend: str = "viseme"
     # Longest accepted audio per Animate stream, in seconds.
     max_audio_s: float = 120.0

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 from services.llm import prompt as prompts
 from services.llm.backends.base import GenerationStats, Sampling, TextGenerator
+from services.llm.backends.echo import EchoGenerator
 from services.llm.backends.llama_cpp import LlamaCppGenerator
 from services.llm.backends.transformers import TransformersGenerator
 from services.llm.backends.vllm import VllmGenerator
@@ -131,6 +132,8 @@ def make_backend(settings: LlmSettings) -> TextGenerator:
         return VllmGenerator(settings)
     if settings.backend == "transformers":
         return TransformersGenerator(settings)
+    if settings.backend == "echo":
+        return EchoGenerator()
     return LlamaCppGenerator(settings)
 
 

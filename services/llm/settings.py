@@ -10,7 +10,7 @@ from solami.registry import SERVICES
 from solami.settings import ServiceSettings, SettingsError
 
 INFO = SERVICES["llm"]
-BACKENDS = ("llama-cpp", "transformers", "vllm")
+BACKENDS = ("llama-cpp", "transformers", "vllm", "echo")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -19,7 +19,8 @@ class LlmSettings(ServiceSettings):
 
     port: int = INFO.port
     metrics_port: int = INFO.metrics_port
-    # "llama-cpp" (CPU default, GGUF), "transformers" (HF directory), "vllm" (GPU nodes).
+    # "llama-cpp" (CPU default, GGUF), "transformers" (HF directory), "vllm" (GPU nodes);
+    # "echo" is a benchmarking profile (a fixed reply at once) that must never serve users.
     backend: str = "llama-cpp"
     # Model path: a .gguf file (llama-cpp; empty = the packaged SmolLM2) or an HF directory.
     model: str = ""
@@ -49,7 +50,7 @@ class LlmSettings(ServiceSettings):
             raise SettingsError(
                 f"{prefix}BACKEND must be one of {', '.join(BACKENDS)}, got {self.backend!r}"
             )
-        if self.backend != "llama-cpp" and not self.model:
+        if self.backend not in ("llama-cpp", "echo") and not self.model:
             raise SettingsError(f"{prefix}MODEL must name a model directory for {self.backend}")
         if self.context_tokens <= SOLAMI_REPLY_TOKENS:
             raise SettingsError(

@@ -23,6 +23,7 @@ import numpy as np
 
 from services.tts import text as text_rules
 from services.tts.backends.base import TextBackend, Vocoder
+from services.tts.backends.echo import EchoBackend
 from services.tts.backends.espeak import EspeakBackend
 from services.tts.backends.piper import PiperBackend
 from services.tts.backends.xtts import XttsBackend
@@ -59,6 +60,8 @@ def make_backend(settings: TtsSettings) -> TextBackend:
         return EspeakBackend()
     if settings.backend == "xtts":
         return XttsBackend(settings.xtts_dir, settings.voice_prompt_dir, settings.device)
+    if settings.backend == "echo":
+        return EchoBackend()
     return PiperBackend(settings.piper_model, settings.cpu_threads)
 
 

@@ -10,7 +10,7 @@ from solami.registry import SERVICES
 from solami.settings import ServiceSettings, SettingsError
 
 INFO = SERVICES["tts"]
-TEXT_BACKENDS = ("piper", "espeak", "xtts")
+TEXT_BACKENDS = ("piper", "espeak", "xtts", "echo")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,7 +20,8 @@ class TtsSettings(ServiceSettings):
     port: int = INFO.port
     metrics_port: int = INFO.metrics_port
     # Text backend: "piper" (CPU default, packaged voice), "espeak" (light fallback) or "xtts"
-    # (GPU nodes, voice cloning).
+    # (GPU nodes, voice cloning); "echo" is a benchmarking profile (a tone at once) that must
+    # never serve users.
     backend: str = "piper"
     # Piper voice model (.onnx, its .onnx.json beside it); empty = the packaged en_US joe voice.
     piper_model: Path | None = None
