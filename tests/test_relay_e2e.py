@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import redis
 
+from relay.headset.runner import STOP_WAV
 from solami import audio
 from solami.avatar.skeleton import convert_up_axis
 from solami.methods import METHODS
@@ -131,30 +132,68 @@ def test_full_turn_retargeted_character(stack, tmp_path):
     assert bones and bones <= set(rig)
 
 
-def test_barge_in_cancels_the_answer_and_the_next_turn_works(stack, tmp_path):
-    before = stack.metric("solami_relay_barge_ins_total")
+def _speaking_scenario(stack: Stack, char_id: str, cut_after_s: float) -> dict:
+    """Asks the question, speaks again ``cut_after_s`` seconds after the first reply WAV
+    arrives, and records when every WAV arrived (seconds, time.time()) and when the second
+    utterance was sent."""
     base = stack.env["SOLAMI_REDIS_URL"].rsplit("/", 1)[0]
+    r = redis.Redis.from_url(f"{base}/{_db(stack, 'main')}")
+    r.set("char_id", char_id)
+    time.sleep(1.5)  # a character change resets the session: let the relay take it first
 
-    async def scenario() -> list[float]:
+    async def scenario() -> dict:
         from websockets.asyncio.client import connect
 
         wav = simulator.headset_wav(QUESTION)
-        arrivals = []
+        got: list[tuple[float, bytes]] = []
         async with connect(stack.ws_url, max_size=None) as ws:
-            await ws.send(wav)
-            await asyncio.wait_for(ws.recv(), 30)
-            arrivals.append(time.time())
-            await ws.send(wav)  # the user speaks again while the character answers
-            await asyncio.wait_for(ws.recv(), 30)
-            arrivals.append(time.time())
-        return arrivals
 
-    r = redis.Redis.from_url(f"{base}/{_db(stack, 'main')}")
-    r.set("char_id", "Smplx")
-    time.sleep(1.5)  # a character change resets the session: let the relay take it first
-    arrivals = asyncio.run(scenario())
-    assert len(arrivals) == 2
+            async def receive() -> None:
+                while True:
+                    message = await ws.recv()
+                    got.append((time.time(), message))
+
+            receiving = asyncio.create_task(receive())
+            await ws.send(wav)
+            async with asyncio.timeout(30):
+                while not got:
+                    await asyncio.sleep(0.005)
+            await asyncio.sleep(cut_after_s)
+            cut_at = time.time()
+            await ws.send(wav)  # the user speaks again while the character answers
+            async with asyncio.timeout(30):
+                while not any(t > cut_at and m != STOP_WAV for t, m in got):
+                    await asyncio.sleep(0.005)
+            receiving.cancel()
+        return {"got": got, "cut_at": cut_at}
+
+    return asyncio.run(scenario())
+
+
+def test_barge_in_silences_the_reply_at_once_and_the_next_turn_works(stack, tmp_path):
+    """The Test character echoes the 10 s headset clip, so its reply is surely playing 1 s in:
+    the headset's playback is replaced by silence within 150 ms of the new utterance."""
+    before = stack.metric("solami_relay_barge_ins_total")
+    run = _speaking_scenario(stack, "Test", cut_after_s=1.0)
+    after_cut = [(t, wav) for t, wav in run["got"] if t > run["cut_at"]]
+    (stopped_at, stop), (_, answer) = after_cut[:2]
+    assert stop == STOP_WAV and answer != STOP_WAV
+    assert stopped_at - run["cut_at"] <= 0.15
     _wait_for_metric(stack, "solami_relay_barge_ins_total", before + 1)
+    assert stack.metric("solami_relay_cut_to_silence_seconds_count") >= 1
+
+
+def test_a_cut_reply_leaves_the_face_listening(stack, tmp_path):
+    base = stack.env["SOLAMI_REDIS_URL"].rsplit("/", 1)[0]
+    r = redis.Redis.from_url(f"{base}/{_db(stack, 'main')}")
+    run = _speaking_scenario(stack, "Smplx", cut_after_s=0.3)
+    cut_at, first_at = run["cut_at"], run["got"][0][0]
+    replies_after = [t for t, wav in run["got"] if t > cut_at and wav != STOP_WAV]
+    frames = r.xrange("aiStream", min=int(first_at * 1000))
+    jaw = [(int(i.decode().split("-")[0]) / 1000, float(f[b"jawOpen"])) for i, f in frames]
+    assert any(value > 0.1 for t, value in jaw if t < cut_at)  # it was talking
+    listening = [value for t, value in jaw if cut_at + 0.15 <= t < replies_after[0]]
+    assert listening and max(listening) < 0.1
 
 
 def test_bad_messages_never_break_the_connection(stack, tmp_path):

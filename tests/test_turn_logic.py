@@ -30,7 +30,7 @@ from relay.clients.tts import Speech, TtsClient
 from relay.errors import TurnError
 from relay.headset.character import CharacterState
 from relay.headset.inputs import HeadsetInputs
-from relay.headset.runner import TurnRunner
+from relay.headset.runner import STOP_WAV, TurnRunner
 from relay.metrics import RelayMetrics
 from relay.quest import keys
 from relay.quest.characters import ECHO_CHAR_ID, character_for
@@ -44,6 +44,7 @@ from relay.turns.agent import MIN_MOTION_S, SECONDS_PER_WORD, AgentTurn
 from relay.turns.echo import EchoTurn
 from relay.turns.solami import CLIP_S, MIN_CLIP_S, UNITS_PER_CHUNK, ClipCutter, SolamiTurn
 from solami import audio
+from solami.avatar.face import CHANNEL_COUNT
 from solami.avatar.rates import FRAMES_PER_TOKEN
 from solami.avatar.skeleton import POSE_DIMS, TRANS_DIMS
 from solami.methods import (
@@ -745,6 +746,17 @@ async def make_relay(redis_url):
     await client.aclose()
 
 
+def _assert_cut(text: str, full: str) -> None:
+    """``text`` is what was heard of ``full`` before a cut: its first words."""
+    words = text.split()
+    assert full.split()[: len(words)] == words, (text, full)
+
+
+def _without_stops(wavs: list[bytes]) -> list[bytes]:
+    """The WAVs sent, without the silences that stopped a reply playing."""
+    return [wav for wav in wavs if wav != STOP_WAV]
+
+
 async def _finished(task: asyncio.Task) -> None:
     """Waits for ``task`` (its cancellation included) without letting a hang stall the run."""
     async with asyncio.timeout(TURN_LIMIT_S):
@@ -820,7 +832,8 @@ async def test_barge_in_cancels_the_answer_in_progress(make_relay, interrupted):
     await _finished(second)
 
     assert first.cancelled()
-    assert headset.wavs == [relay.wav(SENTENCES[0]), relay.wav(second_reply[0])]
+    # The first sentence was still playing: a silence stopped it.
+    assert headset.wavs == [relay.wav(SENTENCES[0]), STOP_WAV, relay.wav(second_reply[0])]
     generate = journal.of("llm", "generate")
     assert generate[0].outcome == "stopped" and generate[1].outcome == "done"
     if tts_holds:
@@ -829,18 +842,72 @@ async def test_barge_in_cancels_the_answer_in_progress(make_relay, interrupted):
     assert relay.count("solami_relay_barge_ins_total") == 1
     for outcome in ("cancelled", "ok"):
         assert relay.count("solami_relay_turns_total", method=AGENT_METHOD, outcome=outcome) == 1
-    # The session kept what was played of the first answer, before the second turn began.
-    played = [
-        Message("user", text="first question"),
-        Message("character", text=SENTENCES[0]),
-    ]
-    assert generate[1].args["history"] == played
+    # The session kept what was heard of the first answer, before the second turn began.
+    played = generate[1].args["history"]
+    assert played[0] == Message("user", text="first question")
+    _assert_cut(played[1].text, SENTENCES[0])
     assert await relay.history() == [
         *played,
         Message("user", text="second question"),
         Message("character", text=second_reply[0], motion=DEFAULT_MOTION),
     ]
     assert (await relay.report())["outcome"] == "ok"
+
+
+def test_a_cut_clip_keeps_the_audio_and_the_words_heard():
+    speech = Speech(tone(2.0), SAMPLE_RATE_HZ)
+    face = np.ones((60, CHANNEL_COUNT), np.float32)
+    clip = Clip(0, "one two three four five six seven eight", speech, face)
+    heard = clip.cut(1.0)
+    assert heard.duration_s == pytest.approx(1.0)
+    assert np.array_equal(heard.samples, clip.samples[:SAMPLE_RATE_HZ])
+    assert heard.text == "one two three four" and len(heard.face) == 30
+    assert clip.cut(0.01).text == "" and clip.cut(5.0).text == clip.text
+
+
+# A sentence of 2 s of fake speech (40 words at 0.05 s).
+LONG_SENTENCE = " ".join(["word"] * 39 + ["end."])
+
+
+async def test_barge_in_silences_the_reply_playing_and_keeps_it_to_the_cut(make_relay):
+    relay = await make_relay(
+        asr=FakeAsr(["tell me a story", "stop"]), llm=FakeLlm([(LONG_SENTENCE,), ("Sure.",)])
+    )
+    headset = relay.headset
+    relay.runner.begin(_utterance(1))
+    await relay.wait_until(lambda: len(headset.wavs) == 1)
+    await asyncio.sleep(1.0)
+    cut_at = relay.clock()
+    await _finished(relay.runner.begin(_utterance(2)))
+
+    assert headset.wavs == [relay.wav(LONG_SENTENCE), STOP_WAV, relay.wav("Sure.")]
+    stopped_after = headset.starts[1] - headset.starts[0]
+    heard = (await relay.history())[1].text
+    _assert_cut(heard, LONG_SENTENCE)
+    # About the words of the audio played until the silence (one word is 0.05 s).
+    assert abs(len(heard.split()) - round(stopped_after / 0.05)) <= 1
+    assert headset.starts[1] >= cut_at
+    assert relay.count("solami_relay_cut_to_silence_seconds_count") == 1
+
+
+async def test_rapid_barge_ins_silence_each_cut_once_and_answer_the_last(make_relay):
+    transcripts = [f"question {n}" for n in range(10)]
+    relay = await make_relay(
+        asr=FakeAsr(transcripts), llm=FakeLlm([(LONG_SENTENCE,)] * 9 + [("Last answer.",)])
+    )
+    headset = relay.headset
+    for number in range(1, 11):
+        task = relay.runner.begin(_utterance(number))
+        await asyncio.sleep(0.3)
+    await _finished(task)
+
+    wavs = headset.wavs
+    assert wavs[-1] == relay.wav("Last answer.")
+    # Every silence follows a reply it stopped: never two in a row, never one first.
+    stops = [i for i, wav in enumerate(wavs) if wav == STOP_WAV]
+    assert all(i > 0 and wavs[i - 1] != STOP_WAV for i in stops)
+    assert len(stops) == len(_without_stops(wavs)) - 1
+    assert relay.count("solami_relay_barge_ins_total") == 9
 
 
 async def test_barge_in_while_the_previous_answer_stops_cancels_the_waiting_turn(make_relay):
@@ -864,7 +931,9 @@ async def test_barge_in_while_the_previous_answer_stops_cancels_the_waiting_turn
     assert first.cancelled() and second.cancelled()
     asked = [c.args["wav"] for c in journal.of("asr", "transcribe")]
     assert asked == [_utterance(1), _utterance(3)]
-    assert len(headset.wavs) == 2
+    # One silence for the one cut of a reply playing (the second turn never played).
+    assert len(_without_stops(headset.wavs)) == 2
+    assert headset.wavs.count(STOP_WAV) <= 1
 
 
 async def test_barge_in_as_the_first_clip_is_sent_cancels_the_answer(make_relay):
@@ -880,7 +949,8 @@ async def test_barge_in_as_the_first_clip_is_sent_cancels_the_answer(make_relay)
     await _finished(second)
 
     assert first.cancelled()
-    assert headset.wavs == [relay.wav(SENTENCES[0]), relay.wav("Sure.")]
+    assert headset.wavs == [relay.wav(SENTENCES[0]), STOP_WAV, relay.wav("Sure.")]
+    _assert_cut((await relay.history())[1].text, SENTENCES[0])
 
 
 @pytest.mark.parametrize(
@@ -937,11 +1007,14 @@ async def test_character_change_cancels_the_running_turn(make_relay):
     assert task.cancelled()
     assert relay.character.char_id == "Vrmgirl"
     assert relay.character.session.session_id != first_session.session_id
-    assert relay.headset.wavs == [relay.wav(SENTENCES[0])]
+    # The reply playing is silenced, as for a barge-in.
+    assert relay.headset.wavs == [relay.wav(SENTENCES[0]), STOP_WAV]
     assert relay.journal.of("tts", "synthesize")[1].outcome == "stopped"
     assert _all_ended(relay.journal)
-    assert (await relay.report())["outcome"] == "cancelled"
+    report = await relay.report()
+    assert report["outcome"] == "cancelled" and report["cut_to_silence_ms"] >= 0
     assert relay.count("solami_relay_barge_ins_total") == 0
-    kept = [(m.role, m.text) for m in await relay.history(first_session.session_id)]
-    assert kept == [("user", DEFAULT_TRANSCRIPT), ("character", SENTENCES[0])]
+    user, character = await relay.history(first_session.session_id)
+    assert (user.role, user.text) == ("user", DEFAULT_TRANSCRIPT)
+    _assert_cut(character.text, SENTENCES[0])
     assert await relay.history() == []

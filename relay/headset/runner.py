@@ -1,8 +1,11 @@
 """Runs a headset's turns: one answer at a time, paced clip by clip as the headset plays them.
 
-A new utterance during an answer interrupts it (barge-in); a failed turn ends with a spoken
-apology; the session keeps only what was played; each turn's outcome and stage times are
-counted, logged and written to the headset's ``solami:last_turn`` key.
+A new utterance during an answer interrupts it (barge-in), as does a character change: a reply
+still playing on the headset is stopped at once with a short silent WAV (the headset replaces
+the playing clip with each WAV it receives), the face and body fade back to idle, and the
+session keeps the reply only up to the cut. A failed turn ends with a spoken apology; each
+turn's outcome and stage times are counted, logged and written to the headset's
+``solami:last_turn`` key.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+import numpy as np
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
@@ -32,9 +36,13 @@ from relay.sessions import Session, SessionStore
 from relay.settings import HeadsetConfig, RelaySettings
 from relay.turns import Clip, Turn, TurnInput, turn_for
 from relay.turns.base import new_turn_id
+from solami import audio
 from solami.logs import log_event
 
 log = logging.getLogger(__name__)
+
+# The silent WAV that stops a reply playing on the headset: short, so it ends at once.
+STOP_WAV = audio.encode_wav(np.zeros(800, np.float32), 16_000)
 
 
 class TurnRunner:
@@ -67,20 +75,25 @@ class TurnRunner:
         self._send = send
         self._now = now
         self._task: asyncio.Task[None] | None = None
+        # When the answer in progress was interrupted (perf_counter), for the cut's timing.
+        self._interrupted_at = 0.0
 
     def begin(self, wav: bytes) -> asyncio.Task[None]:
         """Starts answering ``wav``, interrupting the current answer (barge-in)."""
         previous = self._task
         if previous is not None and not previous.done():
+            self._interrupted_at = time.perf_counter()
             previous.cancel()
             self._metrics.barge_ins_total.inc()
         self._task = asyncio.create_task(self._run(wav, previous))
         return self._task
 
     async def cancel(self) -> None:
-        """Stops the answer in progress, if any, and waits until it has stopped."""
+        """Stops the answer in progress, if any (a reply playing is silenced), and waits until
+        it has stopped."""
         task = self._task
         if task is not None and task is not asyncio.current_task() and not task.done():
+            self._interrupted_at = time.perf_counter()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
@@ -97,6 +110,8 @@ class TurnRunner:
         arrived = time.perf_counter()
         turn = turn_for(session, self._clients, self._settings.speech_gesture)
         spoken: list[Clip] = []
+        # When the last spoken clip started on the headset (its clock).
+        last_start = 0.0
         body: BodyMotion | None = None
         outcome = "ok"
         replies = None
@@ -109,14 +124,21 @@ class TurnRunner:
             replies = turn.run(request)
             async for item in replies:
                 if isinstance(item, Clip):
-                    speech_end, sent = await self._play(item, speech_end, animator)
+                    start, sent = await self._play(item, speech_end, animator)
                     if not sent:
                         continue
                     spoken.append(item)
+                    last_start = start
+                    speech_end = start + item.duration_s + self._settings.send_ahead_s
                     if len(spoken) == 1:
                         first = time.perf_counter() - arrived
                         self._metrics.time_to_first_audio_seconds.observe(first)
                         turn.log.mark("first_reply")
+                    if item.index == 0:
+                        # Counted as spoken first: an interruption from here silences it.
+                        with contextlib.suppress(RedisError):
+                            await self._mark_change()
+                        _raise_if_cancelled()
                 elif isinstance(item, BodyMotion):
                     body = item
                     animator.play_body(self._now(), item.poses, item.trans)
@@ -124,7 +146,11 @@ class TurnRunner:
             await asyncio.sleep(max(0.0, speech_end - self._now()))
         except asyncio.CancelledError:
             outcome = "cancelled"
-            animator.stop(self._now())
+            now = self._now()
+            animator.stop(now)
+            if spoken and now < last_start + spoken[-1].duration_s:
+                spoken[-1] = spoken[-1].cut(now - last_start)
+                await self._silence(turn)
             raise
         except TurnError as exc:
             outcome = "error"
@@ -151,6 +177,13 @@ class TurnRunner:
                 with contextlib.suppress(Exception):
                     await replies.aclose()
             await self._finish(turn, session, turn_id, outcome, spoken, body)
+
+    async def _silence(self, turn: Turn) -> None:
+        """Stops the reply playing on the headset: a short silent WAV replaces it."""
+        await self._send(STOP_WAV)
+        seconds = time.perf_counter() - self._interrupted_at
+        self._metrics.cut_to_silence_seconds.observe(seconds)
+        turn.log.cut_to_silence_ms = round(seconds * 1000, 1)
 
     async def _apologise(self, stage: str, speech_end: float, animator: Animator) -> None:
         """Sends the apology for a failed ``stage`` once the sentence already playing has
@@ -183,6 +216,9 @@ class TurnRunner:
         self._metrics.inflight_turns.dec()
         self._metrics.turns_total.labels(session.method, outcome).inc()
         stages_ms = turn.log.stages_ms
+        # A reply cut while it played: how long the headset took to fall silent.
+        cut_ms = turn.log.cut_to_silence_ms
+        cut = {} if cut_ms is None else {"cut_to_silence_ms": cut_ms}
         for stage, ms in stages_ms.items():
             self._metrics.turn_stage_seconds.labels(stage).observe(ms / 1000)
         if self._settings.record_dir is not None and spoken:
@@ -201,12 +237,14 @@ class TurnRunner:
             outcome=outcome,
             sentences=len(spoken),
             **{f"{k}_ms": v for k, v in stages_ms.items()},
+            **cut,
         )
         report = {
             "turn_id": turn_id,
             "outcome": outcome,
             "sentences": len(spoken),
             "stages_ms": stages_ms,
+            **cut,
         }
         with contextlib.suppress(RedisError):
             await self._redis.set(
@@ -216,8 +254,8 @@ class TurnRunner:
     async def _play(
         self, clip: Clip, previous_end: float, animator: Animator
     ) -> tuple[float, bool]:
-        """Sends ``clip`` as the previous one ends; returns when this one will end and whether
-        it reached the headset.
+        """Sends ``clip`` as the previous one ends; returns when it started playing on the
+        headset and whether it reached it.
 
         The headset replaces the playing WAV with a new one, so each is sent ``send_ahead_s``
         early (delivery and decoding) and carries that much silence at its end: what an early
@@ -229,14 +267,10 @@ class TurnRunner:
             await asyncio.sleep(wait)
         start = self._now()
         if not await self._send(clip.wav(pad_s=ahead)):
-            return previous_end, False
+            return start, False
         if clip.face is not None:
             animator.play_face(start, clip.face)
-        if clip.index == 0:
-            with contextlib.suppress(RedisError):
-                await self._mark_change()
-            _raise_if_cancelled()
-        return start + clip.duration_s + ahead, True
+        return start, True
 
     async def _mark_change(self) -> None:
         last = await self._redis.xrevrange(self._config.key(keys.CHARACTER_STREAM), count=1)

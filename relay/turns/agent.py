@@ -103,7 +103,7 @@ class AgentTurn(Turn):
     def history(self, spoken: list[Clip], finished: bool) -> list[Message]:
         if not spoken and not (self.log.user_text and finished):
             return []
-        said = " ".join(clip.text for clip in spoken)
+        said = " ".join(clip.text for clip in spoken if clip.text)
         return [
             Message("user", text=self.log.user_text, motion=self.log.user_motion_text),
             Message("character", text=said, motion=self.log.motion_text),

@@ -26,6 +26,7 @@ from relay.clients.tts import Speech
 from relay.errors import TurnError
 from relay.sessions import Message, Session
 from solami import audio
+from solami.avatar.rates import FPS
 from solami.logs import log_event
 from solami.v1 import common_pb2
 
@@ -81,6 +82,20 @@ class Clip:
     def duration_s(self) -> float:
         return self.speech.duration_s
 
+    def cut(self, heard_s: float) -> Clip:
+        """The part of this clip heard when playback stopped ``heard_s`` seconds in: its audio
+        up to there and its words in proportion (the speech carries phoneme, not word,
+        timings), rounded to the nearest word."""
+        heard_s = min(max(heard_s, 0.0), self.duration_s)
+        fraction = heard_s / self.duration_s if self.duration_s else 0.0
+        words = self.text.split()
+        heard = round(self.rate_hz * heard_s)
+        speech = dataclasses.replace(self.speech, samples=self.samples[:heard])
+        face = None if self.face is None else self.face[: round(heard_s * FPS)]
+        return dataclasses.replace(
+            self, text=" ".join(words[: round(fraction * len(words))]), speech=speech, face=face
+        )
+
     def wav(self, pad_s: float = 0.0) -> bytes:
         """The clip as a WAV, followed by ``pad_s`` seconds of silence."""
         pad = np.zeros(round(pad_s * self.rate_hz), np.float32)
@@ -100,6 +115,8 @@ class TurnLog:
     motion_text: str = ""
     sentences: list[str] = dataclasses.field(default_factory=list)
     stages_ms: dict[str, float] = dataclasses.field(default_factory=dict)
+    # A reply cut while playing: ms from the interruption to the silence sent to the headset.
+    cut_to_silence_ms: float | None = None
     started: float = dataclasses.field(default_factory=time.perf_counter)
 
     def mark(self, stage: str) -> None:
