@@ -1,6 +1,9 @@
 """Kubernetes manifests: every overlay renders, validates offline against the Kubernetes (and
 Prometheus operator) schemas, and holds together: selectors, ports, probes, references,
-hardening, settings the code understands, and the Redis ACL the headsets rely on."""
+hardening, settings the code understands, and the Redis ACL the headsets rely on. The relay's
+layout: a StatefulSet of headset groups, each pod with the headsets' Redis beside it, exposed
+on one address per pod, guarded against evictions and unasked restarts; the services behind
+headless Services and scaled on their in-flight calls."""
 
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ import pytest
 import yaml
 
 from relay.settings import RelaySettings, load_relay_settings
+from solami.metrics import ServiceMetrics
 from solami.registry import RELAY, SERVICES
 from solami.settings import load_settings
 
@@ -44,6 +48,9 @@ RENDERS = [*OVERLAYS, *EXTRA_RENDERS]
 KUBERNETES_VERSIONS = ("1.30.0", kubernetes_validate.latest_version())
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job")
 PROBES = ("startupProbe", "readinessProbe", "livenessProbe")
+# The label the StatefulSet controller gives each of its pods: <name>-<ordinal>.
+POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
+HEADSET_REDIS_PORT = 6379
 # Variables of other programs in the settings ConfigMap (model libraries, caches).
 THIRD_PARTY_VARIABLES = {
     "HF_HUB_OFFLINE",
@@ -139,9 +146,16 @@ def _named(objects: tuple[dict, ...], kind: str, name: str) -> dict:
 
 
 def _pod_templates(objects: tuple[dict, ...]) -> Iterator[tuple[dict, dict, dict]]:
-    """(workload, pod spec, pod labels) for every workload and bare Pod."""
+    """(workload, pod spec, pod labels) for every workload and bare Pod; a StatefulSet's pods
+    one by one, each with the pod-name label its controller adds."""
     for obj in objects:
-        if obj["kind"] in WORKLOAD_KINDS:
+        if obj["kind"] == "StatefulSet":
+            template = obj["spec"]["template"]
+            labels = template["metadata"].get("labels", {})
+            for ordinal in range(obj["spec"].get("replicas", 1)):
+                pod = f"{obj['metadata']['name']}-{ordinal}"
+                yield obj, template["spec"], {**labels, POD_NAME_LABEL: pod}
+        elif obj["kind"] in WORKLOAD_KINDS:
             template = obj["spec"]["template"]
             yield obj, template["spec"], template["metadata"].get("labels", {})
         elif obj["kind"] == "Pod":
@@ -325,9 +339,16 @@ def test_parts_listen_where_the_code_expects(renders, render):
             p["name"]: p["port"] for p in _named(objects, "Service", name)["spec"]["ports"]
         }
         assert service_ports == ports
-        assert settings[f"{info.env_prefix}ADDR"] == f"{name}:{info.port}"
-    relay = _named(objects, "Deployment", "relay")
-    (container,) = relay["spec"]["template"]["spec"]["containers"]
+        # The relay balances over the pods behind the headless Service.
+        headless = _named(objects, "Service", f"{name}-headless")
+        assert headless["spec"]["clusterIP"] == "None"
+        assert headless["spec"]["selector"] == _named(objects, "Service", name)["spec"]["selector"]
+        assert [(p["name"], p["port"]) for p in headless["spec"]["ports"]] == [("grpc", info.port)]
+        assert settings[f"{info.env_prefix}ADDR"] == f"dns:///{name}-headless:{info.port}"
+    relay = _named(objects, "StatefulSet", "relay")
+    containers = {c["name"]: c for c in relay["spec"]["template"]["spec"]["containers"]}
+    assert set(containers) == {"relay", "headset-redis"}
+    container = containers["relay"]
     assert container["args"] == ["serve", "relay"]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {
@@ -335,9 +356,10 @@ def test_parts_listen_where_the_code_expects(renders, render):
         "http": RelaySettings().http_port,
         "metrics": RELAY.metrics_port,
     }
-    # The relay owns the headsets' streams: never two at once, not even during an update.
-    assert relay["spec"]["replicas"] == 1
-    assert relay["spec"]["strategy"]["type"] == "Recreate"
+    redis_ports = {p["name"]: p["containerPort"] for p in containers["headset-redis"]["ports"]}
+    assert redis_ports == {"headset-redis": HEADSET_REDIS_PORT}
+    assert relay["spec"]["serviceName"] == "relay-headless"
+    assert _named(objects, "Service", "relay-headless")["spec"]["clusterIP"] == "None"
 
 
 @pytest.mark.parametrize("render", RENDERS)
@@ -572,10 +594,19 @@ def test_docs_describe_the_models_volume_layout():
 @pytest.mark.parametrize("render", RENDERS)
 def test_relay_redis_url_uses_the_secret_password(renders, render):
     objects = renders[render]
-    relay = _named(objects, "Deployment", "relay")
-    (container,) = relay["spec"]["template"]["spec"]["containers"]
-    env = container["env"]
+    relay = _named(objects, "StatefulSet", "relay")
+    containers = {c["name"]: c for c in relay["spec"]["template"]["spec"]["containers"]}
+    env = containers["relay"]["env"]
     names = [e["name"] for e in env]
+    # The headsets' Redis beside the relay, as the relay's user of its ACL.
+    assert names.index("REDIS_PASSWORD") < names.index("SOLAMI_RELAY_HEADSET_REDIS_URL")
+    assert env[names.index("SOLAMI_RELAY_HEADSET_REDIS_URL")]["value"] == (
+        f"redis://solami:$(REDIS_PASSWORD)@127.0.0.1:{HEADSET_REDIS_PORT}/0"
+    )
+    sidecar_env = {e["name"]: e for e in containers["headset-redis"]["env"]}
+    password = env[names.index("REDIS_PASSWORD")]["valueFrom"]["secretKeyRef"]
+    assert sidecar_env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == password
+    assert sidecar_env["REDIS_CONF"]["value"] == "/etc/redis/headset-redis.conf"
     url = env[names.index("SOLAMI_REDIS_URL")]
     if "valueFrom" in url:
         secret = url["valueFrom"]["secretKeyRef"]
@@ -647,24 +678,123 @@ def test_gpu_overlay_runs_vllm_on_a_gpu_with_weights_from_the_volume(renders):
     scaled = {
         h["spec"]["scaleTargetRef"]["name"] for h in _of_kind(objects, "HorizontalPodAutoscaler")
     }
-    assert scaled and not scaled & on_gpu
+    # Every service scales, the GPU ones included, on its in-flight calls.
+    assert on_gpu and scaled == set(SERVICES)
     assert _of_kind(objects, "ServiceMonitor") and _of_kind(objects, "PrometheusRule")
     assert _of_kind(objects, "NetworkPolicy")
 
 
-def test_gpu_overlay_exposes_relay_and_redis_to_headsets(renders):
-    objects = renders["gpu"]
+@pytest.mark.parametrize("render", ["gpu", "scale-out"])
+def test_each_relay_pod_is_exposed_to_its_headsets_on_one_address(renders, render):
+    objects = renders[render]
+    relay = _named(objects, "StatefulSet", "relay")
     exposed = {}
     for service in _of_kind(objects, "Service"):
-        if service["spec"].get("type") == "LoadBalancer":
-            assert service["spec"]["externalTrafficPolicy"] == "Local"
-            (pod,) = {
-                w["metadata"]["name"]
-                for w, _, _ in _pods_selected(objects, service["spec"]["selector"])
-            }
-            for port in service["spec"]["ports"]:
-                exposed[port["port"]] = pod
-    assert exposed == {8099: "relay", 6379: "redis"}
+        if service["spec"].get("type") != "LoadBalancer":
+            continue
+        assert service["spec"]["externalTrafficPolicy"] == "Local"
+        assert service["spec"]["publishNotReadyAddresses"] is True
+        ranges = service["spec"]["loadBalancerSourceRanges"]
+        assert ranges and "0.0.0.0/0" not in ranges
+        # One pod; the WebSocket and the headsets' Redis on the same address.
+        (pod,) = {
+            labels[POD_NAME_LABEL]
+            for _, _, labels in _pods_selected(objects, service["spec"]["selector"])
+        }
+        ports = {p["port"]: p["targetPort"] for p in service["spec"]["ports"]}
+        assert ports == {RELAY.port: "ws", HEADSET_REDIS_PORT: "headset-redis"}
+        assert pod not in exposed, f"two Services expose {pod}"
+        exposed[pod] = service["metadata"]["name"]
+    pods = [f"relay-{ordinal}" for ordinal in range(relay["spec"]["replicas"])]
+    assert sorted(exposed) == pods
+
+
+@pytest.mark.parametrize("render", RENDERS)
+def test_relay_pods_leave_only_when_an_operator_says_so(renders, render):
+    objects = renders[render]
+    relay = _named(objects, "StatefulSet", "relay")
+    assert relay["spec"]["updateStrategy"] == {"type": "OnDelete"}
+    template = relay["spec"]["template"]
+    annotations = template["metadata"]["annotations"]
+    assert annotations["cluster-autoscaler.kubernetes.io/safe-to-evict"] == "false"
+    (budget,) = [
+        b
+        for b in _of_kind(objects, "PodDisruptionBudget")
+        if _matches(b["spec"]["selector"], template["metadata"]["labels"])
+    ]
+    assert budget["spec"]["maxUnavailable"] == 0
+    assert all(d["metadata"]["name"] != "relay" for d in _of_kind(objects, "Deployment"))
+    (container,) = [c for c in template["spec"]["containers"] if c["name"] == "relay"]
+    # Readiness is /healthz (ready while only Redis is down); liveness asks the event loop.
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
+    scaled = {
+        h["spec"]["scaleTargetRef"]["name"] for h in _of_kind(objects, "HorizontalPodAutoscaler")
+    }
+    assert "relay" not in scaled
+
+
+@pytest.mark.parametrize("render", RENDERS)
+def test_headless_services_are_not_scraped_twice(renders, render):
+    objects = renders[render]
+    for monitor in _of_kind(objects, "ServiceMonitor"):
+        for service in _of_kind(objects, "Service"):
+            if service["spec"].get("clusterIP") == "None":
+                assert not _matches(monitor["spec"]["selector"], service["metadata"]["labels"])
+
+
+@pytest.mark.parametrize("render", RENDERS)
+def test_headsets_reach_only_their_ports_from_their_network(renders, render):
+    objects = renders[render]
+    policies = {p["metadata"]["name"]: p for p in _of_kind(objects, "NetworkPolicy")}
+    if not policies:
+        return
+    for policy in policies.values():
+        for rule in policy["spec"].get("ingress", []):
+            for peer in rule.get("from", []):
+                assert peer.get("ipBlock", {}).get("cidr") != "0.0.0.0/0", policy["metadata"]
+    headsets = policies["headsets"]
+    (rule,) = headsets["spec"]["ingress"]
+    assert all("ipBlock" in peer for peer in rule["from"])
+    ports = {(p["port"], p.get("endPort")) for p in rule["ports"]}
+    assert ports == {(RELAY.port, RELAY.port + 15), ("headset-redis", None)}
+    # The shared Redis admits only relay pods.
+    for rule in policies.get("redis", {"spec": {}})["spec"].get("ingress", []):
+        assert all(peer.get("podSelector") for peer in rule["from"])
+
+
+ADAPTER_VALUES = K8S / "components" / "autoscaling-inflight" / "prometheus-adapter-values.yaml"
+
+
+@pytest.mark.parametrize("render", ["gpu", "scale-out"])
+def test_autoscalers_read_the_in_flight_gauge_through_the_adapter(renders, render):
+    (rule,) = yaml.safe_load(ADAPTER_VALUES.read_text())["rules"]["custom"]
+    series = re.search(r'__name__=~"([^"]+)"', rule["seriesQuery"]).group(1)
+    for hpa in _of_kind(renders[render], "HorizontalPodAutoscaler"):
+        service = hpa["spec"]["scaleTargetRef"]["name"]
+        (metric,) = hpa["spec"]["metrics"]
+        assert metric["type"] == "Pods"
+        name = metric["pods"]["metric"]["name"]
+        # The gauge the runtime's interceptor keeps, by the name the adapter serves it under.
+        gauge = ServiceMetrics(service).inflight_requests
+        assert name == gauge._name
+        assert re.fullmatch(series, name)
+        assert (
+            re.sub(rule["name"]["matches"], rule["name"]["as"].replace("${1}", r"\1"), name) == name
+        )
+        assert float(metric["pods"]["target"]["averageValue"]) > 0
+
+
+def test_scale_out_overlay_runs_three_relay_pods_and_two_llm_replicas(renders):
+    objects = renders["scale-out"]
+    assert _named(objects, "StatefulSet", "relay")["spec"]["replicas"] == 3
+    assert _named(objects, "HorizontalPodAutoscaler", "llm")["spec"]["minReplicas"] == 2
+    relay_pods = [
+        labels
+        for _, _, labels in _pod_templates(objects)
+        if labels.get("app.kubernetes.io/name") == "relay"
+    ]
+    assert len(relay_pods) == 3
 
 
 def test_prometheus_rule_carries_the_alerts_of_the_rules_file():
