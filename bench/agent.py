@@ -6,8 +6,6 @@ asr (the caption runs beside it), and the LLM's part, whose prompt the caption c
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import json
 import statistics
 import tempfile
@@ -15,15 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import percentile, report
+from bench.common import headset_turn, percentile, report
 from services.motion.library import MotionLibrary
 from solami.methods import DLP_MOTIONGPT_RETRIEVAL, DLP_RETRIEVAL
 from solami.redis_local import start_local_redis
-from solami_cli import simulator
 from tests.support.servers import free_port
 from tests.support.stack import Stack
 
-QUESTION = Path(__file__).resolve().parents[1] / "solami_cli" / "data" / "question.wav"
 TURNS = 12
 SERVICES = ["asr", "llm", "tts", "motion", "face"]
 METHODS = (DLP_RETRIEVAL, DLP_MOTIONGPT_RETRIEVAL)
@@ -33,17 +29,8 @@ HEADSET_DB = {DLP_RETRIEVAL: 2, DLP_MOTIONGPT_RETRIEVAL: 3}
 
 def _talk(relay: Stack, method: str, motion: Path, out: Path) -> dict:
     base = relay.env["SOLAMI_REDIS_URL"].rsplit("/", 1)[0]
-    args = argparse.Namespace(
-        wav=QUESTION,
-        motion=motion,
-        character="Vrmgirl",
-        out=out,
-        ws=f"ws://127.0.0.1:{relay.env['SOLAMI_RELAY_HEADSETS'].split(':')[1]}",
-        redis=f"{base}/{HEADSET_DB[method]}",
-        timeout_s=60.0,
-        settle_s=1.0,
-    )
-    return asyncio.run(simulator.run(args))
+    port = relay.env["SOLAMI_RELAY_HEADSETS"].split(":")[1]
+    return headset_turn(f"ws://127.0.0.1:{port}", f"{base}/{HEADSET_DB[method]}", out, motion)
 
 
 def _stage_ms(log: Path, stage: str) -> list[float]:

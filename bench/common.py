@@ -10,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 OUTPUT_DIR = Path("bench-output")
+# The headset's question: a ~3 s spoken question.
+QUESTION = Path(__file__).resolve().parents[1] / "solami_cli" / "data" / "question.wav"
 
 
 def timed(fn: Callable[[], object]) -> tuple[float, object]:
@@ -41,3 +43,24 @@ def report(part: str, rows: list[tuple[str, str]], figures: dict) -> None:
     OUTPUT_DIR.mkdir(exist_ok=True)
     figures = {"machine": platform.processor() or platform.machine(), **figures}
     (OUTPUT_DIR / f"{part}.json").write_text(json.dumps(figures, indent=2) + "\n")
+
+
+def headset_turn(ws_url: str, redis_url: str, out: Path, motion: Path | None = None) -> dict:
+    """One turn of the headset simulator (character Vrmgirl asking ``QUESTION``, the user's
+    motion from ``motion`` or standing still): its timeline (``solami_cli.simulator.run``)."""
+    import argparse
+    import asyncio
+
+    from solami_cli import simulator
+
+    args = argparse.Namespace(
+        wav=QUESTION,
+        motion=motion,
+        character="Vrmgirl",
+        out=out,
+        ws=ws_url,
+        redis=redis_url,
+        timeout_s=60.0,
+        settle_s=1.0,
+    )
+    return asyncio.run(simulator.run(args))

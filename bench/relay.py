@@ -5,8 +5,6 @@ breakdown, the relay's own share, and 4 headsets at once."""
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import json
 import statistics
 import tempfile
@@ -16,15 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import percentile, repeat, report
+from bench.common import headset_turn, percentile, repeat, report
 from relay.quest.rig import Rig
 from solami.client import check_health
 from solami.redis_local import start_local_redis
-from solami_cli import simulator
 from tests.support.servers import free_port
 from tests.support.stack import RIG_DATA, Stack
 
-QUESTION = Path(__file__).resolve().parents[1] / "solami_cli" / "data" / "question.wav"
 TURNS = 20
 HEADSETS = 4
 STAGES = ("asr", "llm_first_sentence", "tts_first_audio", "face", "first_clip", "first_reply")
@@ -32,17 +28,7 @@ STAGES = ("asr", "llm_first_sentence", "tts_first_audio", "face", "first_clip", 
 
 def _talk(stack: Stack, port: int, db: int, out: Path) -> dict:
     base = stack.env["SOLAMI_REDIS_URL"].rsplit("/", 1)[0]
-    args = argparse.Namespace(
-        wav=QUESTION,
-        motion=None,
-        character="Vrmgirl",
-        out=out,
-        ws=f"ws://127.0.0.1:{port}",
-        redis=f"{base}/{db}",
-        timeout_s=60.0,
-        settle_s=1.0,
-    )
-    return asyncio.run(simulator.run(args))
+    return headset_turn(f"ws://127.0.0.1:{port}", f"{base}/{db}", out)
 
 
 def _turn_logs(log: Path) -> list[dict]:
