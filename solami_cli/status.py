@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from solami.client import check_health
-from solami.redis_local import redis_reachable
+from solami.redis_local import redacted, redis_reachable
 from solami.registry import RELAY, SERVICES, redis_url
 
 
@@ -29,7 +29,9 @@ def relay_health(timeout_s: float) -> tuple[str, str]:
 def collect(timeout_s: float) -> list[tuple[str, str, str]]:
     """(name, address, status) for Redis and every available service."""
     url = redis_url()
-    rows = [("redis", url, "SERVING" if redis_reachable(url, timeout_s) else "UNREACHABLE")]
+    status = "SERVING" if redis_reachable(url, timeout_s) else "UNREACHABLE"
+    # Never the password of SOLAMI_REDIS_URL.
+    rows = [("redis", redacted(url), status)]
     for info in SERVICES.values():
         if not info.is_available():
             continue
