@@ -40,6 +40,8 @@ class ServiceMetrics:
             buckets=RPC_LATENCY_BUCKETS_S,
             registry=self.registry,
         )
+        # The autoscalers' signal (deploy/k8s/components/autoscaling-inflight): a stream counts
+        # from its arrival until its last message.
         self.inflight_requests = Gauge(
             f"{prefix}_inflight_requests",
             "RPCs being served now.",
