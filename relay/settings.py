@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from solami.methods import METHODS, unknown_method
+from solami.redis_local import redacted
 from solami.registry import RELAY, redis_url
 from solami.settings import SettingsError, check_port, load_settings
 
@@ -105,10 +106,14 @@ class RelaySettings:
         self.headset_configs(0)
         if self.files_ttl_s <= 0 or self.files_max_mb <= 0:
             raise SettingsError(f"{prefix}FILES_TTL_S and {prefix}FILES_MAX_MB must be > 0")
-        if self.headset_redis_url and not self.headset_redis_url.startswith(
-            ("redis://", "rediss://")
+        if self.headset_redis_url and (
+            not self.headset_redis_url.startswith(("redis://", "rediss://"))
+            or not (urlparse(self.headset_redis_url).path.strip("/") or "0").isdigit()
         ):
-            raise SettingsError(f"{prefix}HEADSET_REDIS_URL must be a redis:// or rediss:// URL")
+            raise SettingsError(
+                f"{prefix}HEADSET_REDIS_URL must be a redis:// or rediss:// URL ending in a "
+                f"database number, got {redacted(self.headset_redis_url)!r}"
+            )
 
     def headset_configs(self, default_db: int) -> tuple[HeadsetConfig, ...]:
         """The configured headsets (the default one when none are listed)."""
