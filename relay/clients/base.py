@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import grpc
 import numpy as np
@@ -40,14 +40,19 @@ class ServiceClient:
         )
 
     @contextlib.contextmanager
-    def call(self, rpc: str) -> Iterator[None]:
-        """Times one call of ``rpc`` and maps its gRPC error to ``TurnError``."""
+    def call(
+        self, rpc: str, failed: Callable[[grpc.StatusCode], None] | None = None
+    ) -> Iterator[None]:
+        """Times one call of ``rpc`` and maps its gRPC error to ``TurnError`` (telling
+        ``failed`` its status code first)."""
         started = time.perf_counter()
         code = "OK"
         try:
             yield
         except grpc.aio.AioRpcError as exc:
             code = exc.code().name
+            if failed is not None:
+                failed(exc.code())
             raise self.error(exc) from None
         except BaseException:  # cancelled by the caller (barge-in), or a caller's error
             code = "CANCELLED"
@@ -63,10 +68,15 @@ class ServiceClient:
             raise TurnError(self.service, f"{what}: {array.size} values are not rows of {width}")
         return array.reshape(-1, width)
 
-    async def stream(self, rpc: str, call: grpc.aio.Call) -> AsyncIterator:
+    async def stream(
+        self,
+        rpc: str,
+        call: grpc.aio.Call,
+        failed: Callable[[grpc.StatusCode], None] | None = None,
+    ) -> AsyncIterator:
         """The responses of a streaming ``call``; closing the iterator cancels the call at once
         (gRPC would otherwise keep it running until garbage collection)."""
-        with self.call(rpc):
+        with self.call(rpc, failed):
             try:
                 async for response in call:
                     yield response

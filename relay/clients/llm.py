@@ -1,11 +1,19 @@
-"""Typed client of the llm service: a conversation -> the character's reply, streamed."""
+"""Typed client of the llm service: a conversation -> the character's reply, streamed.
+
+With ``LlmReplicas`` the client sends each session's turns to that session's replica (where its
+prompt prefix is cached) and sets a replica aside when a call to it fails UNAVAILABLE.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator, Sequence
 
+import grpc
+
 from relay.clients.base import ServiceClient
+from relay.clients.routing import LlmReplicas
+from relay.metrics import RelayMetrics
 from relay.sessions import Message
 from solami.methods import METHOD_ENUMS, SOLAMI
 from solami.v1 import common_pb2, llm_pb2
@@ -40,6 +48,11 @@ class Reply:
     """The whole parsed reply, last: what enters the session history."""
 
     message: Message
+    # Prompt length in tokens, and how many of them the replica had cached.
+    prompt_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    # Milliseconds from the request to the first generated token, as the service measured.
+    first_token_ms: int = 0
 
 
 ReplyEvent = Sentence | SpeechUnits | MotionTokens | Reply
@@ -75,6 +88,18 @@ def _reply_message(reply: llm_pb2.ParsedReply) -> Message:
 class LlmClient(ServiceClient):
     service = "llm"
 
+    def __init__(
+        self,
+        stub,
+        deadline_s: float,
+        metrics: RelayMetrics,
+        replicas: LlmReplicas | None = None,
+    ) -> None:
+        """``stub`` serves every turn, unless ``replicas`` is given (then ``stub`` is unused and
+        may be None): each session's turns go to its replica."""
+        super().__init__(stub, deadline_s, metrics)
+        self.replicas = replicas
+
     async def generate(
         self,
         turn: common_pb2.TurnContext,
@@ -93,8 +118,17 @@ class LlmClient(ServiceClient):
             history=[message_to_pb(m, tokens) for m in history],
             user=message_to_pb(user, tokens),
         )
-        call = self._stub.Generate(request, timeout=self.deadline_s)
-        async for event in self.stream("Generate", call):
+        stub, failed = self._stub, None
+        if self.replicas is not None:
+            replica = await self.replicas.pick(turn.session_id)
+            stub = replica.stub
+
+            def failed(code: grpc.StatusCode) -> None:
+                if code == grpc.StatusCode.UNAVAILABLE:
+                    replica.mark_down()
+
+        call = stub.Generate(request, timeout=self.deadline_s)
+        async for event in self.stream("Generate", call, failed):
             kind = event.WhichOneof("event")
             if kind == "sentence":
                 yield Sentence(event.sentence.text)
@@ -104,4 +138,10 @@ class LlmClient(ServiceClient):
                 chunk = event.motion_tokens
                 yield MotionTokens(list(chunk.body_ids), list(chunk.hand_ids))
             elif kind == "end":
-                yield Reply(_reply_message(event.end.reply))
+                end = event.end
+                yield Reply(
+                    _reply_message(end.reply),
+                    end.prompt_tokens,
+                    end.cached_prompt_tokens,
+                    end.first_token_ms,
+                )
