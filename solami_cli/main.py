@@ -65,14 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     rig_data.add_argument(serve, relay_only=True)
     serve.set_defaults(func=_serve)
 
+    from solami_cli import up as up_command
+
     up = sub.add_parser("up", help="start Redis (if needed), every service and the relay")
-    up.add_argument(
-        "--only", default="", help="comma-separated parts to start (default: all available)"
-    )
-    up.add_argument(
-        "--timeout", type=float, default=600.0, help="seconds to wait for every part to be ready"
-    )
-    rig_data.add_argument(up)
+    up_command.add_arguments(up)
     up.set_defaults(func=_up)
 
     status = sub.add_parser("status", help="health of each service, one line each")
