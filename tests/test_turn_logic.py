@@ -40,7 +40,14 @@ from relay.sessions import Message, Session, SessionStore
 from relay.settings import HeadsetConfig, RelaySettings
 from relay.turns import Clip, TurnEvent, TurnInput, turn_for
 from relay.turns.agent import DEFAULT_MOTION as AGENT_DEFAULT_MOTION
-from relay.turns.agent import MIN_MOTION_S, SECONDS_PER_WORD, AgentTurn
+from relay.turns.agent import (
+    MIN_MOTION_S,
+    REQUEST_SCORE_FLOOR,
+    SECONDS_PER_WORD,
+    AgentTurn,
+    pick_motion,
+    reads_as_request,
+)
 from relay.turns.echo import EchoTurn
 from relay.turns.solami import CLIP_S, MIN_CLIP_S, UNITS_PER_CHUNK, ClipCutter, SolamiTurn
 from solami import audio
@@ -1018,3 +1025,111 @@ async def test_character_change_cancels_the_running_turn(make_relay):
     assert (user.role, user.text) == ("user", DEFAULT_TRANSCRIPT)
     _assert_cut(character.text, SENTENCES[0])
     assert await relay.history() == []
+
+
+# ------------------------------------------------ AgentTurn: a motion the user asks for plays
+
+REQUEST = "Could you take a bow for me?"
+
+
+@pytest.mark.parametrize(
+    ("text", "asks"),
+    [
+        ("Could you take a bow for me?", True),
+        ("Take a bow, hero.", True),
+        ("Let's dance!", True),
+        ("Show me your thinking pose.", True),
+        ("Wave goodbye to me, Link.", True),
+        ("how are you today", False),
+        ("I love dancing.", False),
+        ("Do you like to dance?", False),
+        ("ok", False),
+        ("", False),
+        ("Please dance. " * 20, False),  # over REQUEST_MAX_CHARS: talk, not a request
+    ],
+)
+def test_what_reads_as_a_request_for_a_motion(text, asks):
+    assert reads_as_request(text) is asks
+
+
+async def test_a_requested_motion_plays_even_when_the_reply_names_another():
+    motion = FakeMotion(
+        scores={REQUEST: REQUEST_SCORE_FLOOR + 0.1, DEFAULT_MOTION: 1.0},
+        delays={"text_to_motion": 0.01},
+    )
+    clients = fake_clients(asr=FakeAsr([REQUEST]), llm=FakeLlm([SENTENCES]), motion=motion)
+    events = await _events(_agent(clients), _request())
+
+    (body,) = _bodies(events)
+    asked, said = clients.motion.calls("text_to_motion")
+    assert asked.args["text"] == REQUEST and said.args["text"] == DEFAULT_MOTION
+    # Both are asked for at once, after the reply is known, for the same length.
+    assert asked.started < said.ended and said.started < asked.ended
+    assert asked.args["seconds"] == said.args["seconds"] and not asked.args["generate"]
+    assert body is asked.result and body.score == pytest.approx(REQUEST_SCORE_FLOOR + 0.1)
+
+
+async def test_a_request_the_library_does_not_match_plays_the_replys_motion():
+    motion = FakeMotion(scores={REQUEST: REQUEST_SCORE_FLOOR - 0.1})
+    clients = fake_clients(asr=FakeAsr([REQUEST]), llm=FakeLlm([SENTENCES]), motion=motion)
+    events = await _events(_agent(clients), _request())
+
+    (body,) = _bodies(events)
+    asked, said = clients.motion.calls("text_to_motion")
+    assert asked.args["text"] == REQUEST
+    assert body is said.result and said.args["text"] == DEFAULT_MOTION
+
+
+@pytest.mark.parametrize("method", [DLP_MOTIONGPT, LLM_SPEECH])
+async def test_a_requested_motion_wins_over_a_generated_one_or_the_talking_gesture(method):
+    motion = FakeMotion(scores={REQUEST: 0.8})
+    clients = fake_clients(
+        asr=FakeAsr([REQUEST]),
+        llm=FakeLlm([SENTENCES], motion="" if method == LLM_SPEECH else DEFAULT_MOTION),
+        motion=motion,
+    )
+    events = await _events(_agent(clients, method), _request(method))
+
+    (body,) = _bodies(events)
+    asked, said = clients.motion.calls("text_to_motion")
+    assert body is asked.result and not asked.args["generate"]
+    assert said.args["generate"] is (method == DLP_MOTIONGPT)
+
+
+async def test_a_turn_that_asks_for_nothing_asks_the_library_once():
+    clients = fake_clients(asr=FakeAsr(["I love dancing."]), llm=FakeLlm([SENTENCES]))
+    events = await _events(_agent(clients), _request())
+    (body,) = _bodies(events)
+    (said,) = clients.motion.calls("text_to_motion")
+    assert said.args["text"] == DEFAULT_MOTION and body is said.result
+
+
+@pytest.mark.parametrize("failing", [1, 2], ids=["transcript-fails", "reply-motion-fails"])
+async def test_when_one_candidate_fails_the_other_plays(failing):
+    motion = FakeMotion(
+        scores={REQUEST: REQUEST_SCORE_FLOOR - 0.2},
+        faults={"text_to_motion": Fault(calls={failing})},
+    )
+    clients = fake_clients(asr=FakeAsr([REQUEST]), llm=FakeLlm([SENTENCES]), motion=motion)
+    events = await _events(_agent(clients), _request())
+
+    (body,) = _bodies(events)
+    asked, said = clients.motion.calls("text_to_motion")
+    assert (asked.outcome, said.outcome) == (
+        ("failed", "done") if failing == 1 else ("done", "failed")
+    )
+    # The transcript's clip plays below the floor too when the reply's motion failed.
+    assert body is (said.result if failing == 1 else asked.result)
+
+
+def test_the_rule_between_the_two_candidates():
+    def clip(score: float) -> BodyMotion:
+        poses, trans = _still_clip(2)
+        return BodyMotion(poses, trans, "clip", score)
+
+    asked_high, asked_low, said = clip(REQUEST_SCORE_FLOOR), clip(0.1), clip(1.0)
+    assert pick_motion(asked_high, said) is asked_high
+    assert pick_motion(asked_low, said) is said
+    assert pick_motion(None, said) is said
+    assert pick_motion(asked_low, None) is asked_low
+    assert pick_motion(None, None) is None

@@ -20,11 +20,13 @@ SmplxClip = tuple[np.ndarray, np.ndarray]
 
 @dataclasses.dataclass(frozen=True)
 class BodyMotion:
-    """A body animation, SMPL-X Y-up at ``FPS``, and where it came from."""
+    """A body animation, SMPL-X Y-up at ``FPS``, where it came from and, for a library clip,
+    how similar it is to the text asked for (``MotionHeader.score``, in [-1, 1])."""
 
     poses: np.ndarray
     trans: np.ndarray
     source: str
+    score: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,10 +109,11 @@ class MotionClient(ServiceClient):
         return await self._collect("DecodeMotion", call)
 
     async def _collect(self, rpc: str, call) -> BodyMotion | None:
-        fps, source, poses, trans = float(FPS), "", [], []
+        fps, source, score, poses, trans = float(FPS), "", 0.0, [], []
         async for event in self.stream(rpc, call):
             if event.HasField("header"):
                 fps, source = event.header.fps or fps, event.header.source
+                score = event.header.score
             elif event.HasField("frames"):
                 frames = event.frames.frames
                 poses.append(self.rows(frames.poses, POSE_DIMS, "poses"))
@@ -120,4 +123,4 @@ class MotionClient(ServiceClient):
         if not poses:
             return None
         poses_at_fps = retime(np.concatenate(poses), fps, FPS)
-        return BodyMotion(poses_at_fps, retime(np.concatenate(trans), fps, FPS), source)
+        return BodyMotion(poses_at_fps, retime(np.concatenate(trans), fps, FPS), source, score)

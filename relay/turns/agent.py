@@ -3,9 +3,13 @@
 sentence speech and face -> body motion for the reply.
 
 The reply's motion text becomes motion by retrieval from the motion library, or by the motion
-service's generator for ``dlp+motiongpt``. ``llm+speech`` replies have no motion text: the
-original plays no body motion for them (``speech_gesture=False``); by default a talking
-gesture from the library plays while the character speaks.
+service's generator for ``dlp+motiongpt``. A motion the user asked for is never missed: when the
+transcript reads as a request (``reads_as_request``) the library is asked for it too, beside the
+reply's motion text, and its clip plays when its similarity to the transcript is at least
+``REQUEST_SCORE_FLOOR`` (``pick_motion``); otherwise the reply's motion plays.
+``llm+speech`` replies have no motion text: the original plays no body motion for them
+(``speech_gesture=False``); by default a talking gesture from the library plays while the
+character speaks.
 
 Failures of asr, llm or tts end the turn with ``TurnError`` (the relay then apologises); face,
 motion and caption failures only lose that channel (the idle face or body plays instead, the
@@ -16,7 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Awaitable
 
 from relay.clients import ServiceClients
 from relay.clients.llm import Reply, Sentence
@@ -40,6 +45,50 @@ SECONDS_PER_WORD = 0.38
 MIN_MOTION_S = 1.5
 # Motion phrase used when the reply names none.
 DEFAULT_MOTION = "talk with small hand gestures"
+# The transcript's library clip plays when retrieval finds it at least this similar to the
+# transcript (MotionHeader.score, cosine of MiniLM embeddings). On the conversation benchmark's
+# utterances (bench/data/dialogue.jsonl) requests the library has score 0.49-0.84 (one
+# indirect "can you point where the villain went?" 0.30) and other utterances at most 0.54
+# ("ok", which then nods), 0.42 for a question.
+REQUEST_SCORE_FLOOR = 0.45
+# Longer transcripts are talk, not a request for a motion (and too long for the library).
+REQUEST_MAX_CHARS = 200
+# Words that make an utterance a request ("can you wave", "show me a bow", "let's dance").
+_REQUEST_CUE = re.compile(
+    r"\b(can|could|would|will) you\b|\bshow me\b|\blet'?s\b|\blet us\b|\bplease\b"
+    r"|\bgive me\b|\bdo a\b|\btry to\b",
+    re.IGNORECASE,
+)
+# First words that do not start a command: questions, statements, greetings, fillers.
+_NOT_A_COMMAND_WORDS = (
+    "i i'm im you you're my me we it it's that this there the a an what why who whom whose "
+    "how when where which do does did is are am was were have has had can could would will "
+    "should hi hello hey ok okay yes yeah no nope hmm oh ah um well so and but thanks thank sorry"
+)
+_NOT_A_COMMAND = frozenset(_NOT_A_COMMAND_WORDS.split())
+
+
+def reads_as_request(transcript: str) -> bool:
+    """Whether the user's words ask the character to do something: a short utterance with a
+    request cue ("could you", "show me", "let's", "please") or one that starts with a verb
+    rather than a question word, a pronoun, a greeting or a filler ("Take a bow", "Wave goodbye
+    to me")."""
+    text = transcript.strip()
+    if not text or len(text) > REQUEST_MAX_CHARS:
+        return False
+    if _REQUEST_CUE.search(text):
+        return True
+    words = re.findall(r"[a-z']+", text.lower())
+    return bool(words) and words[0] not in _NOT_A_COMMAND
+
+
+def pick_motion(asked: BodyMotion | None, said: BodyMotion | None) -> BodyMotion | None:
+    """The rule between the transcript's clip (``asked``) and the reply's motion (``said``):
+    the transcript's when its similarity reaches ``REQUEST_SCORE_FLOOR``, else the reply's (and
+    the transcript's when the reply's failed)."""
+    if asked is not None and (said is None or asked.score >= REQUEST_SCORE_FLOOR):
+        return asked
+    return said
 
 
 class AgentTurn(Turn):
@@ -158,8 +207,18 @@ class AgentTurn(Turn):
         seconds = max(MIN_MOTION_S, words * SECONDS_PER_WORD)
         phrase = self.log.motion_text or DEFAULT_MOTION
         generate = self._method.generates_motion and bool(self.log.motion_text)
-        motion = text_to_motion(self._clients, turn, phrase, seconds, self.log, generate)
-        return asyncio.create_task(motion)
+        said = text_to_motion(self._clients, turn, phrase, seconds, self.log, generate)
+        if not reads_as_request(self.log.user_text):
+            return asyncio.create_task(said)
+        asked = text_to_motion(self._clients, turn, self.log.user_text, seconds, self.log)
+        return asyncio.create_task(_asked_or_said(asked, said))
+
+
+async def _asked_or_said(
+    asked: Awaitable[BodyMotion | None], said: Awaitable[BodyMotion | None]
+) -> BodyMotion | None:
+    """Both candidates at once, then ``pick_motion``."""
+    return pick_motion(*await asyncio.gather(asked, said))
 
 
 async def _next_or_raise(queue: asyncio.Queue, producer: asyncio.Task):

@@ -431,11 +431,14 @@ class FakeMotion(_FakeService):
         self,
         user_tokens: UserMotionTokens = DEFAULT_USER_TOKENS,
         caption_text: str = DEFAULT_CAPTION,
+        scores: Mapping[str, float] | None = None,
         **knobs: Any,
     ) -> None:
         super().__init__(**knobs)
         self.user_tokens = user_tokens
         self.caption_text = caption_text
+        # Library similarity of each text asked for (MotionHeader.score); 0 for the others.
+        self.scores = dict(scores or {})
 
     async def text_to_motion(
         self, turn: common_pb2.TurnContext, text: str, seconds: float, generate: bool = False
@@ -445,7 +448,9 @@ class FakeMotion(_FakeService):
         ) as call:
             await self._step(call, 0)
             source = f"fake {'generator' if generate else 'library'}: {text}"
-            return self._returned(call, _still(round(seconds * FPS), source))
+            still = _still(round(seconds * FPS), source)
+            score = 0.0 if generate else self.scores.get(text, 0.0)
+            return self._returned(call, dataclasses.replace(still, score=score))
 
     async def caption(self, turn: common_pb2.TurnContext, user: SmplxClip) -> MotionCaption:
         with self._start("caption", turn=turn, user=user) as call:
