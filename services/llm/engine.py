@@ -15,6 +15,8 @@ from services.llm.backends.llama_cpp import LlamaCppGenerator
 from services.llm.backends.transformers import TransformersGenerator
 from services.llm.backends.vllm import VllmGenerator
 from services.llm.characters import CharacterBook
+from services.llm.grammar import agent_reply_grammar
+from services.llm.motions import load_phrases
 from services.llm.parsing import AgentReplyParser, parse_solami
 from services.llm.prompt import Tokens, Turn
 from services.llm.settings import LlmSettings
@@ -145,9 +147,21 @@ class LlmEngine(Engine):
         self.backend = backend or make_backend(settings)
         self.name = self.backend.name
         self.characters = CharacterBook()
+        self._set_motions(load_phrases(None))
+
+    def _set_motions(self, motions: tuple[str, ...]) -> None:
+        self.prompt_style = prompts.AgentPromptStyle(self.settings.agent_prompt, motions)
+        # Agent-method grammars by whether the method writes a motion ("" = none).
+        self._grammars = {
+            with_motion: agent_reply_grammar(with_motion, motions)
+            if self.settings.agent_grammar
+            else ""
+            for with_motion in (False, True)
+        }
 
     def load(self) -> None:
         self.characters = CharacterBook.load(self.settings.characters_file)
+        self._set_motions(load_phrases(self.settings.motions_file))
         self.backend.load()
 
     def warmup(self) -> None:
@@ -226,6 +240,9 @@ class LlmEngine(Engine):
         else:
             with_motion = METHOD_INFO[request.method].motion_text
             sampling = request.sampling or AGENT_SAMPLING
+            grammar = self._grammars[with_motion]
+            if grammar and getattr(self.backend, "supports_grammar", False):
+                sampling = dataclasses.replace(sampling, grammar=grammar)
             prompt, prompt_tokens, dropped = await asyncio.to_thread(
                 prompts.build_agent_prompt,
                 character,
@@ -237,6 +254,7 @@ class LlmEngine(Engine):
                 context_tokens,
                 sampling.max_new_tokens,
                 request.motion_caption,
+                self.prompt_style,
             )
             stream = self._agent(prompt, sampling, with_motion, started, dropped)
         yield Started(prompt_tokens, dropped, character.name)

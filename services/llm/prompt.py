@@ -9,6 +9,10 @@ always stays.
 
 Agent methods: the system prompt and the last ``AGENT_HISTORY_MESSAGES`` messages in the model's
 chat template; a prompt that leaves no room in the context window for the reply is refused.
+Two styles of agent prompt: ``original`` (the original agent server's, word for word) and
+``examples``, which adds to the system prompt the motions the reply may name and an instruction
+to answer the user, and puts example exchanges (``EXAMPLES`` and the character's own) before the
+conversation as earlier messages; they never change, so the KV cache keeps them.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 
 from services.llm import vocabulary as v
-from services.llm.characters import Character
+from services.llm.characters import Character, Example
 from solami.errors import InvalidInput
 
 # Tokens the SOLAMI method keeps free for the reply (its longest reply, as in the paper).
@@ -39,6 +43,32 @@ SPEECH_MOTION_FORMAT = (
     "For example, my message is: <speech>Hello, how are you recently?</speech> "
     "<motion>Wave hands</motion>  \n Remember you must response in this format. Let's start."
 )
+
+# Agent prompt styles (``SOLAMI_LLM_AGENT_PROMPT``).
+ORIGINAL_PROMPT = "original"
+EXAMPLES_PROMPT = "examples"
+AGENT_PROMPTS = (ORIGINAL_PROMPT, EXAMPLES_PROMPT)
+# ``examples``: what follows the format prompt (with the motion phrases for methods with motion).
+ANSWER_RULE = " Answer what the user just said, in character, in one or two short sentences."
+MOTION_CHOICES = " The motion is one of: {motions}."
+# ``examples``: exchanges shown before the character's own (a motion request, a feeling).
+EXAMPLES = (
+    Example("Can you show me a bow?", "Of course! Here is my best bow.", "take a bow"),
+    Example("I had a long day at work.", "I am sorry. Sit down and tell me about it.", "nod yes"),
+    Example("Do you like music?", "I love music! It makes me want to dance.", "dance"),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentPromptStyle:
+    """How agent prompts are written: ``name`` (one of ``AGENT_PROMPTS``) and, for
+    ``examples``, the motion phrases a reply may name."""
+
+    name: str = ORIGINAL_PROMPT
+    motions: tuple[str, ...] = ()
+
+
+ORIGINAL_STYLE = AgentPromptStyle()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,12 +158,31 @@ def build_solami_prompt(
         dropped = min(len(history), dropped + 2)
 
 
-def agent_system_prompt(character: Character, with_motion: bool) -> str:
-    return (
+def agent_system_prompt(
+    character: Character, with_motion: bool, style: AgentPromptStyle = ORIGINAL_STYLE
+) -> str:
+    prompt = (
         AGENT_START
         + character.agent_prompt
         + (SPEECH_MOTION_FORMAT if with_motion else SPEECH_FORMAT)
     )
+    if style.name == EXAMPLES_PROMPT:
+        if with_motion and style.motions:
+            prompt += MOTION_CHOICES.format(motions=", ".join(style.motions))
+        prompt += ANSWER_RULE
+    return prompt
+
+
+def example_messages(character: Character, with_motion: bool) -> list[dict[str, str]]:
+    """The ``examples`` style's example exchanges as chat messages: ``EXAMPLES``, then the
+    character's own."""
+    messages = []
+    for example in (*EXAMPLES, *character.examples):
+        user = Turn("user", text=example.user)
+        reply = Turn("character", text=example.speech, motion=example.motion)
+        messages.append({"role": "user", "content": agent_message(user, with_motion)})
+        messages.append({"role": "assistant", "content": agent_message(reply, with_motion)})
+    return messages
 
 
 def agent_message(turn: Turn, with_motion: bool) -> str:
@@ -148,8 +197,10 @@ def build_agent_messages(
     user: Turn,
     with_motion: bool,
     motion_caption: str = "",
+    style: AgentPromptStyle = ORIGINAL_STYLE,
 ) -> tuple[list[dict[str, str]], int]:
-    """Chat messages (system + the last messages) and the number of history messages dropped.
+    """Chat messages (system, the ``examples`` style's examples, the last messages) and the
+    number of history messages dropped.
 
     ``motion_caption`` (a caption of the user's motion) goes in the new user message's
     ``<motion>`` slot, where the original server puts its MotionGPT caption
@@ -160,7 +211,9 @@ def build_agent_messages(
         user = dataclasses.replace(user, motion=motion_caption)
     turns = [*history, user][-AGENT_HISTORY_MESSAGES:]
     dropped = len(history) + 1 - len(turns)
-    messages = [{"role": "system", "content": agent_system_prompt(character, with_motion)}]
+    messages = [{"role": "system", "content": agent_system_prompt(character, with_motion, style)}]
+    if style.name == EXAMPLES_PROMPT:
+        messages += example_messages(character, with_motion)
     for turn in turns:
         role = "user" if turn.role == "user" else "assistant"
         messages.append({"role": role, "content": agent_message(turn, with_motion)})
@@ -177,19 +230,22 @@ def build_agent_prompt(
     context_tokens: int,
     reply_tokens: int,
     motion_caption: str = "",
+    style: AgentPromptStyle = ORIGINAL_STYLE,
 ) -> tuple[str, int, int]:
     """(prompt, its token count, history messages dropped) for an agent method, with
     ``motion_caption`` placed as in ``build_agent_messages``.
 
     Raises InvalidInput when the prompt and ``reply_tokens`` new tokens do not fit in
     ``context_tokens``."""
-    messages, dropped = build_agent_messages(character, history, user, with_motion, motion_caption)
+    messages, dropped = build_agent_messages(
+        character, history, user, with_motion, motion_caption, style
+    )
     prompt = chat_prompt(messages)
     length = count_tokens(prompt)
     if length + reply_tokens > context_tokens:
         raise InvalidInput(
-            f"the prompt (system prompt and the last {len(messages) - 1} messages) is {length} "
-            f"tokens; with {reply_tokens} tokens kept for the reply it does not fit the "
+            f"the prompt (system prompt and the last {len(history) + 1 - dropped} messages) is "
+            f"{length} tokens; with {reply_tokens} tokens kept for the reply it does not fit the "
             f"{context_tokens}-token context window (shorten the history texts or the user "
             "message, or ask for fewer new tokens)"
         )

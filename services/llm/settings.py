@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from services.llm.prompt import SOLAMI_REPLY_TOKENS
+from services.llm.prompt import AGENT_PROMPTS, SOLAMI_REPLY_TOKENS
 from solami.registry import SERVICES
 from solami.settings import ServiceSettings, SettingsError
 
@@ -37,8 +37,17 @@ class LlmSettings(ServiceSettings):
     agent_max_attempts: int = 4
     # Longest accepted user text, in characters.
     max_user_chars: int = 2000
-    # YAML/JSON file with more characters (name, prompt, description).
+    # YAML/JSON file with more characters (name, prompt, description, examples).
     characters_file: Path | None = None
+    # Agent prompt: "original" (the original agent server's, word for word) or "examples" (the
+    # motions a reply may name, an instruction to answer the user and example exchanges).
+    agent_prompt: str = "original"
+    # llama-cpp: constrain agent replies while decoding to <speech>...</speech> <motion>PHRASE
+    # </motion> with PHRASE one of the motion phrases (a GBNF grammar); other backends ignore it.
+    agent_grammar: bool = False
+    # Motion phrases (one a line) for the grammar and the "examples" prompt; unset = one per
+    # clip of the packaged motion library.
+    motions_file: Path | None = None
     # vLLM: GPUs to shard the model over.
     tensor_parallel_size: int = 1
     # vLLM: fraction of GPU memory for weights and KV cache.
@@ -68,5 +77,12 @@ class LlmSettings(ServiceSettings):
                 f"{prefix}GPU_MEMORY_UTILIZATION must be in (0, 1], "
                 f"got {self.gpu_memory_utilization}"
             )
+        if self.agent_prompt not in AGENT_PROMPTS:
+            raise SettingsError(
+                f"{prefix}AGENT_PROMPT must be one of {', '.join(AGENT_PROMPTS)}, "
+                f"got {self.agent_prompt!r}"
+            )
+        if self.motions_file is not None and not self.motions_file.is_file():
+            raise SettingsError(f"{prefix}MOTIONS_FILE does not exist: {self.motions_file}")
         if self.characters_file is not None and not self.characters_file.is_file():
             raise SettingsError(f"{prefix}CHARACTERS_FILE does not exist: {self.characters_file}")

@@ -20,6 +20,9 @@ class Sampling:
     seed: int = 0
     # Generation ends when one of these strings is produced (it is not returned).
     stop: tuple[str, ...] = ()
+    # GBNF grammar the output must follow ("" = free); only backends with
+    # ``supports_grammar`` read it.
+    grammar: str = ""
 
 
 @dataclasses.dataclass

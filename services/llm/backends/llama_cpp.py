@@ -36,11 +36,14 @@ class LlamaCppGenerator:
     """One llama.cpp context; generations run one at a time."""
 
     name = "llama-cpp"
+    # Reads ``Sampling.grammar`` (GBNF).
+    supports_grammar = True
 
     def __init__(self, settings: LlmSettings) -> None:
         self._settings = settings
         self._llm = None
         self._lock = threading.Lock()
+        self._grammars: dict[str, object] = {}
 
     def load(self) -> None:
         from llama_cpp import Llama
@@ -104,6 +107,7 @@ class LlamaCppGenerator:
                     scores[eos] = -np.inf
                 return scores
 
+            grammar = self._grammar(sampling.grammar) if sampling.grammar else None
             pieces = llm.create_completion(
                 tokens,
                 max_tokens=sampling.max_new_tokens,
@@ -114,6 +118,7 @@ class LlamaCppGenerator:
                 stop=list(sampling.stop) or None,
                 stream=True,
                 logits_processor=[hold_eos] if min_tokens else None,
+                grammar=grammar,
             )
             try:
                 for chunk in pieces:
@@ -128,6 +133,14 @@ class LlamaCppGenerator:
                         break
             finally:
                 pieces.close()
+
+    def _grammar(self, text: str):
+        """The parsed grammar of ``text`` (kept: agent turns reuse a few grammars)."""
+        from llama_cpp import LlamaGrammar
+
+        if text not in self._grammars:
+            self._grammars[text] = LlamaGrammar.from_string(text, verbose=False)
+        return self._grammars[text]
 
 
 def _fit(sampling: Sampling, room: int) -> Sampling:
