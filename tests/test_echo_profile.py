@@ -140,3 +140,20 @@ def test_face_echo_gives_neutral_frames_for_the_whole_clip(channels):
     frames = np.array(weights, np.float32).reshape(-1, CHANNEL_COUNT)
     assert len(frames) == events[-1].end.total_frames == 45
     assert not frames.any()
+
+
+@pytest.mark.e2e
+def test_load_bench_runs_on_the_echo_profile():
+    """A smoke run of ``python -m bench load``'s relay part: real processes, real Redis and
+    WebSockets, 1 and 2 headsets, windows of a few seconds."""
+    from bench import load
+
+    levels = load.run_echo((1, 2), idle_s=1.0, talk_s=3.0, warmup_s=1.0)
+    assert [level["headsets"] for level in levels] == [1, 2]
+    for level in levels:
+        for phase in ("idle", "talking"):
+            figures = level[phase]
+            assert figures["relay_cores"] > 0
+            assert figures["fps_min"] > 15  # 30 fps, with room for a busy machine
+            assert figures["gap_p99_ms"] is not None
+        assert level["turns_answered"] >= 1 and level["first_reply_wav_ms_p50"] > 0
