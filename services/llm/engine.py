@@ -23,7 +23,14 @@ from services.llm.settings import LlmSettings
 from services.llm.vocabulary import SPEECH_ID
 from solami.engine import Engine
 from solami.errors import InvalidInput
-from solami.methods import AGENT_METHODS, LLM_SPEECH, METHOD_INFO, METHODS, SOLAMI, unknown_method
+from solami.methods import (
+    AGENT_METHODS,
+    DLP_RETRIEVAL,
+    METHOD_INFO,
+    METHODS,
+    SOLAMI,
+    unknown_method,
+)
 
 # Speech units gathered before a chunk is released (0.5 s of speech at 50 units/s).
 UNIT_CHUNK = 25
@@ -168,7 +175,9 @@ class LlmEngine(Engine):
         asyncio.run(self.warmup_async())
 
     async def warmup_async(self) -> None:
-        method = SOLAMI if self.backend.supports_solami else LLM_SPEECH
+        # Agent models warm up on the relay's default method and character, so the first turn
+        # of a session finds the system prompt (and the examples) in the KV cache.
+        method = SOLAMI if self.backend.supports_solami else DLP_RETRIEVAL
         user = Turn("user", text="Hello!", tokens=Tokens(speech=(1, 2), body=(3,), hand=(4,)))
         request = Request(
             "Samantha",
