@@ -52,14 +52,15 @@ ECHO_ENV = {
 ECHO_HEADSETS = (1, 2, 4, 8, 16, 32)
 REAL_HEADSETS = (1, 2, 4)
 # Headsets at once tried after REAL_HEADSETS, in order, until turns fail.
-OVERLOAD_HEADSETS = (8, 16)
+OVERLOAD_HEADSETS = (8, 16, 32)
 # Turns each headset takes at a REAL_HEADSETS level (one at an overload level).
 REAL_TURNS = 2
 # Measured windows, in seconds: every headset idle, then every headset conversing.
 IDLE_WINDOW_S = 8.0
 TALK_WINDOW_S = 12.0
-# Conversation before the talking window opens (turns under way on every headset).
-TALK_WARMUP_S = 3.0
+# Conversation before the talking window opens (turns under way on every headset, their
+# starts spread over it).
+TALK_WARMUP_S = 9.0
 # After connecting: the relay reads char_id and starts the character's idle animation.
 SETTLE_S = 1.5
 # Databases 0 (the default URL) and 1 (sessions) are not given to headsets.
@@ -249,10 +250,13 @@ async def echo_level(
     headsets = await _open(stack, endpoints, wav, frames)
     try:
         idle = await _window(pids, headsets, idle_s)
-        cycle_s = len(frames) / FPS + 5.0  # talking, the reply, the quiet after it
-        tasks = []
-        for i, headset in enumerate(headsets):  # turns spread over a conversation's cycle
-            tasks.append(asyncio.create_task(_after(i * cycle_s / count, headset)))
+        # Turns spread over a conversation's cycle (talking, the reply, the quiet after it),
+        # or over the warm-up when that is shorter; every headset converses in the window.
+        spread_s = min(len(frames) / FPS + 5.0, warmup_s)
+        tasks = [
+            asyncio.create_task(_after(i * spread_s / count, headset))
+            for i, headset in enumerate(headsets)
+        ]
         await asyncio.sleep(warmup_s)
         talking = await _window(pids, headsets, talk_s)
         for headset in headsets:
@@ -284,16 +288,22 @@ def steady(figures: dict) -> bool:
 
 
 def headsets_per_core(levels: list[dict]) -> dict:
-    """At the most headsets that still held a steady 30 fps while conversing: headsets divided
-    by the relay cores they used (what one core carries, if the cost stays linear)."""
+    """How many conversing headsets one relay core carries: at the most headsets that still
+    held a steady 30 fps, those headsets divided by the relay cores they used (the cost taken
+    as linear up to one core); and the same division at the most headsets measured."""
     held = [level for level in levels if steady(level["talking"])]
-    if not held:
-        return {"held_headsets": 0, "headsets_per_core": None}
-    best = max(held, key=lambda level: level["headsets"])
-    return {
-        "held_headsets": best["headsets"],
-        "headsets_per_core": best["headsets"] / best["talking"]["relay_cores"],
+    most = max(levels, key=lambda level: level["headsets"])
+    figures = {
+        "held_headsets": 0,
+        "headsets_per_core": None,
+        "most_headsets": most["headsets"],
+        "most_headsets_per_core": most["headsets"] / most["talking"]["relay_cores"],
     }
+    if held:
+        best = max(held, key=lambda level: level["headsets"])
+        figures["held_headsets"] = best["headsets"]
+        figures["headsets_per_core"] = best["headsets"] / best["talking"]["relay_cores"]
+    return figures
 
 
 async def real_level(stack: Stack, count: int, turns: int, wav: bytes, frames) -> dict:
@@ -424,6 +434,68 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f}"
 
 
+def _pct(cores: float) -> str:
+    return f"{cores * 100:.1f}%"
+
+
+def echo_rows(levels: list[dict], capacity: dict) -> list[tuple[str, str]]:
+    rows = [
+        (
+            "echo profile, N headsets at once",
+            "relay CPU per headset idle / conversing (of one core); aiStream fps mean (lowest); "
+            "p99 / max inter-frame gap; relay, Redis, simulated headsets CPU; first reply WAV p50",
+        )
+    ]
+    for level in levels:
+        idle, talk = level["idle"], level["talking"]
+        rows.append(
+            (
+                f"  {level['headsets']:>2}",
+                f"{_pct(idle['relay_cores_per_headset'])} / "
+                f"{_pct(talk['relay_cores_per_headset'])}; "
+                f"{talk['fps_mean']:.1f} ({talk['fps_min']:.1f}) fps, idle "
+                f"{idle['fps_mean']:.1f} ({idle['fps_min']:.1f}); "
+                f"{_ms(talk['gap_p99_ms'])} / {_ms(talk['gap_max_ms'])} ms, idle "
+                f"{_ms(idle['gap_p99_ms'])} / {_ms(idle['gap_max_ms'])} ms; "
+                f"{_pct(talk['relay_cores'])}, {_pct(talk['redis_cores'])}, "
+                f"{_pct(talk['headsets_cores'])}; {_ms(level['first_reply_wav_ms_p50'])} ms",
+            )
+        )
+    per_core = capacity["headsets_per_core"]
+    if per_core is None:
+        held = "no level held a steady 30 fps"
+    else:
+        held = f"{per_core:.0f} (at {capacity['held_headsets']}, the most that held 30 fps)"
+    by_cpu = f"{capacity['most_headsets_per_core']:.0f} by CPU at {capacity['most_headsets']}"
+    rows.append(("headsets one relay core carries, conversing", f"{held}; {by_cpu}"))
+    return rows
+
+
+def real_rows(levels: list[dict], failures: Counter) -> list[tuple[str, str]]:
+    rows = [("real stack, N headsets at once", "first reply WAV p50 / p95; failed turns")]
+    for level in levels:
+        rows.append(
+            (
+                f"  {level['headsets']:>2}",
+                f"{_ms(level['first_reply_wav_ms_p50'])} / {_ms(level['first_reply_wav_ms_p95'])}"
+                f" ms; {level['errors']} of {level['turns']} failed ({level['apologies']} "
+                f"spoken apologies, {level['hangs']} hangs)",
+            )
+        )
+    overloaded = next((level for level in levels if level["errors"]), None)
+    if overloaded is None:
+        where = f"not reached at {levels[-1]['headsets']} headsets" if levels else "not run"
+    else:
+        after = overloaded["apology_after_ms"]
+        where = (
+            f"{overloaded['headsets']} headsets: "
+            + ", ".join(f"{reason} x{n}" for reason, n in failures.items())
+            + (f"; apology after {_ms(statistics.median(after))} ms (p50)" if after else "")
+        )
+    rows.append(("overload begins at", where))
+    return rows
+
+
 def main() -> None:
     load_before = _load_average()
     echo = run_echo()
@@ -433,55 +505,12 @@ def main() -> None:
     shas = apology_shas(real_levels)
     real = [summarise(level, shas) for level in real_levels]
     load_after = _load_average()
+    loads = f"{load_before} / {load_mid} / {load_after}"
     rows = [
-        (
-            "load average (1/5/15 min): start / echo done / end",
-            f"{load_before} / {load_mid} / {load_after}",
-        )
+        (f"{os.cpu_count()} CPUs; load average 1/5/15 min: start / echo done / end", loads),
+        *echo_rows(echo, capacity),
+        *real_rows(real, failures),
     ]
-    rows.append(("echo profile: headsets", "relay CPU/headset idle / talking, fps, p99 gap"))
-    for level in echo:
-        idle, talk = level["idle"], level["talking"]
-        rows.append(
-            (
-                f"  {level['headsets']:>2} at once",
-                f"{idle['relay_cores_per_headset'] * 100:.2f}% / "
-                f"{talk['relay_cores_per_headset'] * 100:.2f}% of a core; "
-                f"{talk['fps_mean']:.1f} fps (lowest {talk['fps_min']:.1f}, idle "
-                f"{idle['fps_mean']:.1f}); p99 gap {_ms(talk['gap_p99_ms'])} ms (idle "
-                f"{_ms(idle['gap_p99_ms'])}); relay {talk['relay_cores'] * 100:.0f}% of a core; "
-                f"first reply WAV p50 {_ms(level['first_reply_wav_ms_p50'])} ms",
-            )
-        )
-    per_core = capacity["headsets_per_core"]
-    rows.append(
-        (
-            "headsets one relay core carries at a steady 30 fps",
-            "none held"
-            if per_core is None
-            else f"{per_core:.0f} (from {capacity['held_headsets']} headsets conversing)",
-        )
-    )
-    rows.append(("real stack: headsets", "first reply WAV p50 / p95, failed turns"))
-    for level in real:
-        rows.append(
-            (
-                f"  {level['headsets']:>2} at once",
-                f"{_ms(level['first_reply_wav_ms_p50'])} / {_ms(level['first_reply_wav_ms_p95'])}"
-                f" ms; {level['errors']} of {level['turns']} failed ({level['apologies']} "
-                f"apologies, {level['hangs']} hangs)",
-            )
-        )
-    overloaded = next((lv for lv in real if lv["errors"]), None)
-    rows.append(
-        (
-            "overload begins at",
-            "not reached"
-            if overloaded is None
-            else f"{overloaded['headsets']} headsets: "
-            + ", ".join(f"{k} x{v}" for k, v in failures.items()),
-        )
-    )
     report(
         "load",
         rows,
