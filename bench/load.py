@@ -307,7 +307,10 @@ def headsets_per_core(levels: list[dict]) -> dict:
 
 
 async def real_level(stack: Stack, count: int, turns: int, wav: bytes, frames) -> dict:
-    """``count`` headsets talking at once, ``turns`` turns each."""
+    """``count`` headsets talking at once, ``turns`` turns each; with the failures the relay
+    logged meanwhile."""
+    log = stack.logs / "relay.log"
+    offset = log.stat().st_size if log.exists() else 0
     endpoints = start_relay(stack, count)
     headsets = await _open(stack, endpoints, wav, frames)
     try:
@@ -323,6 +326,7 @@ async def real_level(stack: Stack, count: int, turns: int, wav: bytes, frames) -
     return {
         "headsets": count,
         "turns": [dataclasses.asdict(r) for h in headsets for r in h.results],
+        "relay_failures": relay_failures(log, offset),
     }
 
 
@@ -340,6 +344,7 @@ def summarise(level: dict, apology_shas: set[str]) -> dict:
         "errors": sum(t["outcome"] != "ok" for t in turns),
         "apologies": len(apologised),
         "hangs": sum(t["first_wav_s"] is None for t in turns),
+        "relay_failures": level["relay_failures"],
         # When the apology came, for turns that were nothing but an apology.
         "apology_after_ms": [
             t["first_wav_s"] * 1000 for t in apologised if t["wav_shas"][0] in apology_shas
@@ -347,14 +352,18 @@ def summarise(level: dict, apology_shas: set[str]) -> dict:
     }
 
 
-def relay_failures(log: Path) -> Counter:
-    """Failed turns in the relay's log, by stage and status ("llm: DEADLINE_EXCEEDED")."""
+def relay_failures(log: Path, offset: int = 0) -> dict[str, int]:
+    """Failed turns in the relay's log from byte ``offset`` on, by stage and status
+    ("llm: DEADLINE_EXCEEDED")."""
     reasons: Counter = Counter()
-    for line in log.read_text().splitlines():
+    with open(log, "rb") as f:
+        f.seek(offset)
+        lines = f.read().decode(errors="replace").splitlines()
+    for line in lines:
         if line.startswith("{") and '"turn failed"' in line:
             entry = json.loads(line)
             reasons[f"{entry['stage']}: {entry['reason'].split(':')[0]}"] += 1
-    return reasons
+    return dict(reasons)
 
 
 def _inputs() -> tuple[bytes, list[dict]]:
@@ -390,7 +399,7 @@ def run_echo(
         redis_process.stop()
 
 
-def run_real() -> tuple[list[dict], Counter]:
+def run_real() -> list[dict]:
     """The embedded stack: REAL_HEADSETS, then OVERLOAD_HEADSETS until turns fail."""
     tmp = Path(tempfile.mkdtemp(prefix="solami-load-"))
     url = f"redis://127.0.0.1:{free_port()}/0"
@@ -412,7 +421,7 @@ def run_real() -> tuple[list[dict], Counter]:
     finally:
         stack.stop_all()
         redis_process.stop()
-    return levels, relay_failures(tmp / "relay.log")
+    return levels
 
 
 def apology_shas(levels: list[dict]) -> set[str]:
@@ -471,7 +480,7 @@ def echo_rows(levels: list[dict], capacity: dict) -> list[tuple[str, str]]:
     return rows
 
 
-def real_rows(levels: list[dict], failures: Counter) -> list[tuple[str, str]]:
+def real_rows(levels: list[dict]) -> list[tuple[str, str]]:
     rows = [("real stack, N headsets at once", "first reply WAV p50 / p95; failed turns")]
     for level in levels:
         rows.append(
@@ -482,14 +491,16 @@ def real_rows(levels: list[dict], failures: Counter) -> list[tuple[str, str]]:
                 f"spoken apologies, {level['hangs']} hangs)",
             )
         )
-    overloaded = next((level for level in levels if level["errors"]), None)
+    overloaded = next((i for i, level in enumerate(levels) if level["errors"]), None)
     if overloaded is None:
         where = f"not reached at {levels[-1]['headsets']} headsets" if levels else "not run"
     else:
-        after = overloaded["apology_after_ms"]
+        after = levels[overloaded]["apology_after_ms"]
         where = (
-            f"{overloaded['headsets']} headsets: "
-            + ", ".join(f"{reason} x{n}" for reason, n in failures.items())
+            f"{levels[overloaded]['headsets']} headsets: "
+            + ", ".join(
+                f"{reason} x{n}" for reason, n in levels[overloaded]["relay_failures"].items()
+            )
             + (f"; apology after {_ms(statistics.median(after))} ms (p50)" if after else "")
         )
     rows.append(("overload begins at", where))
@@ -501,7 +512,7 @@ def main() -> None:
     echo = run_echo()
     capacity = headsets_per_core(echo)
     load_mid = _load_average()
-    real_levels, failures = run_real()
+    real_levels = run_real()
     shas = apology_shas(real_levels)
     real = [summarise(level, shas) for level in real_levels]
     load_after = _load_average()
@@ -509,7 +520,7 @@ def main() -> None:
     rows = [
         (f"{os.cpu_count()} CPUs; load average 1/5/15 min: start / echo done / end", loads),
         *echo_rows(echo, capacity),
-        *real_rows(real, failures),
+        *real_rows(real),
     ]
     report(
         "load",
@@ -521,7 +532,6 @@ def main() -> None:
             "capacity": capacity,
             "real": real,
             "real_turns": real_levels,
-            "relay_failures": dict(failures),
         },
     )
 
