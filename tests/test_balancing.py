@@ -11,8 +11,10 @@ import signal
 import urllib.request
 from pathlib import Path
 
+import grpc
 import numpy as np
 import pytest
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
 from relay.clients import ServiceClients
@@ -26,10 +28,12 @@ from solami.client import parse_address
 from solami.methods import DLP_RETRIEVAL
 from solami.registry import SERVICES
 from solami.settings import SettingsError
-from solami.v1 import common_pb2, llm_pb2_grpc
+from solami.v1 import asr_pb2, asr_pb2_grpc, common_pb2, llm_pb2_grpc
 from tests.support.servers import free_port, spawn, wait_for_health, wait_until
 
 SAMPLE_RATE_HZ = 16_000
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
 class Replica:
@@ -148,9 +152,53 @@ def test_a_replica_going_away_moves_only_its_own_sessions():
     assert moved and all(before[s] == three[2] for s in moved)
 
 
+class CountingAsr(asr_pb2_grpc.AsrServiceServicer):
+    """A scripted asr replica (stands in for one whose health can be switched on demand):
+    counts its Transcribe calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def Transcribe(self, request, context):
+        self.calls += 1
+        return asr_pb2.TranscribeResponse(turn=request.turn, text="hi")
+
+
+async def test_a_replica_not_serving_gets_no_calls(monkeypatch):
+    servers, asrs, healths = [], [], []
+    for _ in range(2):
+        server, asr, health_servicer = grpc.aio.server(), CountingAsr(), health.aio.HealthServicer()
+        asr_pb2_grpc.add_AsrServiceServicer_to_server(asr, server)
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        await health_servicer.set(SERVICES["asr"].full_name, SERVING)
+        servers.append((server, server.add_insecure_port("127.0.0.1:0")))
+        asrs.append(asr)
+        healths.append(health_servicer)
+    for server, _ in servers:
+        await server.start()
+    monkeypatch.setenv("SOLAMI_ASR_ADDR", ",".join(f"127.0.0.1:{port}" for _, port in servers))
+    clients = ServiceClients.connect(RelaySettings(), RelayMetrics())
+    try:
+        await healths[1].set(SERVICES["asr"].full_name, NOT_SERVING)  # loading, or draining
+        await asyncio.sleep(0.2)
+        for index in range(6):
+            await clients.asr.transcribe(turn("s", index), b"RIFF")
+        assert [asr.calls for asr in asrs] == [6, 0]
+        await healths[1].set(SERVICES["asr"].full_name, SERVING)
+        await asyncio.sleep(0.2)
+        for index in range(6):
+            await clients.asr.transcribe(turn("s", index), b"RIFF")
+        assert asrs[1].calls >= 2  # back in the rotation
+    finally:
+        await clients.close()
+        for server, _ in servers:
+            await server.stop(0)
+
+
 # -- real replicas ----------------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 async def test_face_calls_spread_over_replicas_and_go_on_when_one_is_killed(tmp_path, monkeypatch):
     samples = np.sin(np.arange(SAMPLE_RATE_HZ // 5) / 8).astype(np.float32) * 0.3
     with replicas("face", 2, tmp_path) as (first, second):
@@ -187,6 +235,7 @@ async def test_face_calls_spread_over_replicas_and_go_on_when_one_is_killed(tmp_
             await clients.close()
 
 
+@pytest.mark.e2e
 async def test_an_llm_session_stays_on_its_replica_and_moves_when_it_dies(tmp_path, monkeypatch):
     with replicas("llm", 2, tmp_path, SOLAMI_LLM_CPU_THREADS="1") as pair:
         by_address = {replica.address: replica for replica in pair}
@@ -236,6 +285,7 @@ async def test_an_llm_session_stays_on_its_replica_and_moves_when_it_dies(tmp_pa
             await clients.close()
 
 
+@pytest.mark.e2e
 async def test_llm_turns_spread_without_affinity(tmp_path, monkeypatch):
     with replicas("llm", 2, tmp_path, SOLAMI_LLM_CPU_THREADS="1") as pair:
         monkeypatch.setenv("SOLAMI_LLM_ADDR", ",".join(r.address for r in pair))
