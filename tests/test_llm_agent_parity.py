@@ -17,7 +17,13 @@ from services.llm.backends.base import GenerationStats, Sampling
 from services.llm.characters import CharacterBook
 from services.llm.engine import Finished, LlmEngine, Request
 from services.llm.parsing import MAX_SENTENCES, MAX_WORDS, AgentReplyParser
-from services.llm.prompt import Turn, build_agent_messages, build_agent_prompt
+from services.llm.prompt import (
+    AGENT_START,
+    SPEECH_MOTION_FORMAT,
+    Turn,
+    build_agent_messages,
+    build_agent_prompt,
+)
 from services.llm.settings import LlmSettings
 from solami.methods import (
     AGENT_METHODS,
@@ -103,8 +109,12 @@ class FakeBackend:
             yield word + " "
 
 
+# The original server's prompt is the ``original`` option (the default is ``examples``).
+ORIGINAL_SETTINGS = LlmSettings(agent_prompt="original", agent_grammar=False)
+
+
 def _finish(backend: FakeBackend, method: str, motion_caption: str = "") -> Finished:
-    engine = LlmEngine(LlmSettings(), backend)
+    engine = LlmEngine(ORIGINAL_SETTINGS, backend)
     user = Turn("user", text="Who are you?")
     request = Request("Batman", method, (), user, motion_caption=motion_caption)
 
@@ -190,3 +200,14 @@ def test_the_motiongpt_methods_prompt_as_dlp_retrieval(method):
     end = _finish(ours, method, motion_caption="a person waves")
     assert ours.prompt == theirs.prompt
     assert (end.speech, end.motion) == ("I am Batman.", "bow")
+
+
+def test_the_original_option_prompts_word_for_word_as_the_original_server():
+    # create_session: system prompt "Let's do a role play! " + character prompt + format prompt,
+    # then the user's '<speech>…</speech> <motion>…</motion>'; nothing else in between.
+    backend = FakeBackend(["<speech>I am Batman.</speech> <motion>bow</motion>"])
+    _finish(backend, DLP_RETRIEVAL)
+    assert backend.prompt == (
+        f"system: {AGENT_START}{BATMAN.agent_prompt}{SPEECH_MOTION_FORMAT}\n"
+        "user: <speech>Who are you?</speech> <motion></motion>"
+    )

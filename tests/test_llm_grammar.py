@@ -59,7 +59,7 @@ def test_the_settings_name_the_prompt_styles():
         {"SOLAMI_LLM_AGENT_PROMPT": "examples", "SOLAMI_LLM_AGENT_GRAMMAR": "true"},
     )
     assert (settings.agent_prompt, settings.agent_grammar) == ("examples", True)
-    assert (LlmSettings().agent_prompt, LlmSettings().agent_grammar) == ("original", False)
+    assert (LlmSettings().agent_prompt, LlmSettings().agent_grammar) == ("examples", True)
     with pytest.raises(SettingsError, match="AGENT_PROMPT must be one of original, examples"):
         load_settings(LlmSettings, "SOLAMI_LLM_", {"SOLAMI_LLM_AGENT_PROMPT": "fewshot"})
 

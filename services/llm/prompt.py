@@ -10,9 +10,10 @@ always stays.
 Agent methods: the system prompt and the last ``AGENT_HISTORY_MESSAGES`` messages in the model's
 chat template; a prompt that leaves no room in the context window for the reply is refused.
 Two styles of agent prompt: ``original`` (the original agent server's, word for word) and
-``examples``, which adds to the system prompt the motions the reply may name and an instruction
-to answer the user, and puts example exchanges (``EXAMPLES`` and the character's own) before the
-conversation as earlier messages; they never change, so the KV cache keeps them.
+``examples`` (the default: it won ``python -m bench dialogue``), which adds to the system
+prompt the motions the reply may name and an instruction to answer the user, and puts example
+exchanges (``EXAMPLES`` and the character's own) before the conversation as earlier messages;
+they never change, so the KV cache keeps them.
 """
 
 from __future__ import annotations

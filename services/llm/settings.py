@@ -39,12 +39,13 @@ class LlmSettings(ServiceSettings):
     max_user_chars: int = 2000
     # YAML/JSON file with more characters (name, prompt, description, examples).
     characters_file: Path | None = None
-    # Agent prompt: "original" (the original agent server's, word for word) or "examples" (the
-    # motions a reply may name, an instruction to answer the user and example exchanges).
-    agent_prompt: str = "original"
+    # Agent prompt: "examples" (the original's plus the motions a reply may name, an instruction
+    # to answer the user and example exchanges) or "original" (the original agent server's,
+    # word for word). The default won the dialogue benchmark (README, Performance).
+    agent_prompt: str = "examples"
     # llama-cpp: constrain agent replies while decoding to <speech>...</speech> <motion>PHRASE
     # </motion> with PHRASE one of the motion phrases (a GBNF grammar); other backends ignore it.
-    agent_grammar: bool = False
+    agent_grammar: bool = True
     # Motion phrases (one a line) for the grammar and the "examples" prompt; unset = one per
     # clip of the packaged motion library.
     motions_file: Path | None = None
