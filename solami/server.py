@@ -60,7 +60,7 @@ class State(enum.Enum):
 
 
 def server_options(settings: ServiceSettings) -> list[tuple[str, int]]:
-    """Channel arguments for message size limits and keepalive."""
+    """Channel arguments for message size limits, keepalive and connection age."""
     max_bytes = settings.max_message_mb * 1024 * 1024
     return [
         ("grpc.max_send_message_length", max_bytes),
@@ -70,6 +70,10 @@ def server_options(settings: ServiceSettings) -> list[tuple[str, int]]:
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.min_ping_interval_without_data_ms", 5000),
         ("grpc.http2.max_pings_without_data", 0),
+        # Aged connections close gracefully, so round-robin clients of a dns:/// name resolve
+        # it again and reach replicas added since (grpc/grpc#12295).
+        ("grpc.max_connection_age_ms", int(settings.max_connection_age_s * 1000)),
+        ("grpc.max_connection_age_grace_ms", int(settings.connection_grace_s * 1000)),
     ]
 
 

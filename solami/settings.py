@@ -127,6 +127,12 @@ class ServiceSettings:
     keepalive_s: float = 30.0
     # Seconds to wait for a keepalive ping's ack before closing the connection.
     keepalive_timeout_s: float = 10.0
+    # Seconds a client connection may live before the server asks the client to reconnect
+    # (after its calls finish, within ``connection_grace_s``): clients then resolve a
+    # ``dns:///`` name again, so replicas added since get calls too.
+    max_connection_age_s: float = 300.0
+    # Seconds the calls of an aged connection get to finish (longer than any turn's deadline).
+    connection_grace_s: float = 60.0
     # Log format: "json" or "text" (key=value).
     log_format: str = "json"
     # Log level name.
@@ -146,6 +152,8 @@ class ServiceSettings:
                 f"{prefix}MAX_CONCURRENT_RPCS must be >= 1, got {self.max_concurrent_rpcs}"
             )
         check_positive(f"{prefix}KEEPALIVE_S", self.keepalive_s)
+        check_positive(f"{prefix}MAX_CONNECTION_AGE_S", self.max_connection_age_s)
+        check_positive(f"{prefix}CONNECTION_GRACE_S", self.connection_grace_s)
         check_positive(f"{prefix}KEEPALIVE_TIMEOUT_S", self.keepalive_timeout_s)
         check_log_level(f"{prefix}LOG_LEVEL", self.log_level)
         if self.log_format not in ("json", "text"):
