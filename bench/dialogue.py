@@ -38,6 +38,7 @@ import json
 import os
 import re
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
@@ -80,6 +81,13 @@ VARIANTS: dict[str, dict] = {
     "grammar": {"agent_prompt": "original", "agent_grammar": True},
     "examples": {"agent_prompt": "examples", "agent_grammar": False},
     "examples+grammar": {"agent_prompt": "examples", "agent_grammar": True},
+    # The same without the characters' own examples (built-in characters redefined, from a
+    # characters file, with none): what the character-specific examples add.
+    "shared examples+grammar": {
+        "agent_prompt": "examples",
+        "agent_grammar": True,
+        "characters_file": "without-examples",
+    },
 }
 BAD_KINDS = ("bad_short", "bad_language", "bad_rant", "bad_injection")
 DEADLINE_S = 120.0
@@ -114,6 +122,22 @@ class Answer:
     turn_clip: str = ""
     # The transcript's own clip played (the rule chose it over the reply's motion).
     asked_won: bool = False
+
+
+def _characters_without_examples(directory: Path) -> Path:
+    """A characters file that redefines every built-in character without its examples."""
+    path = directory / "characters-without-examples.json"
+    entries = [
+        {
+            "name": c.name,
+            "prompt": c.agent_prompt,
+            "solami_prompt": c.solami_prompt,
+            "description": c.description,
+        }
+        for c in CharacterBook().characters
+    ]
+    path.write_text(json.dumps(entries))
+    return path
 
 
 def load_conversations(path: Path = CONVERSATIONS) -> list[list[Utterance]]:
@@ -269,8 +293,10 @@ def _quality(
 
     return {
         "format_valid": 1 - sum(map(broken, range(len(answers)))) / len(answers),
-        "motion_llm": sum(answers[i].said_clip == utterances[i].motion for i in asks) / len(asks),
-        "motion_turn": sum(answers[i].turn_clip == utterances[i].motion for i in asks) / len(asks),
+        "motion_llm": sum(answers[i].said_clip == utterances[i].motion for i in asks)
+        / max(1, len(asks)),
+        "motion_turn": sum(answers[i].turn_clip == utterances[i].motion for i in asks)
+        / max(1, len(asks)),
         "relevance": statistics.mean(relevance),
         "followup_coherence": statistics.mean(coherence),
         "words_per_reply": statistics.mean(len(a.speech.split()) for a in answers),
@@ -343,8 +369,11 @@ def main(conversations_limit: int | None = None) -> None:
         MOTION, motion_settings, MotionEngine(motion_settings, embedder)
     ).start()
     servers: dict[str, InProcessServer] = {}
+    tmp = Path(tempfile.mkdtemp(prefix="solami-bench-dialogue-"))
     try:
         for name, overrides in variants.items():
+            if overrides.get("characters_file") == "without-examples":
+                overrides = {**overrides, "characters_file": _characters_without_examples(tmp)}
             settings = dataclasses.replace(
                 LlmSettings(), host="127.0.0.1", port=0, metrics_port=-1, **overrides
             )

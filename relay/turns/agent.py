@@ -48,8 +48,9 @@ DEFAULT_MOTION = "talk with small hand gestures"
 # The transcript's library clip plays when retrieval finds it at least this similar to the
 # transcript (MotionHeader.score, cosine of MiniLM embeddings). On the conversation benchmark's
 # utterances (bench/data/dialogue.jsonl) requests the library has score 0.49-0.84 (one
-# indirect "can you point where the villain went?" 0.30) and other utterances at most 0.54
-# ("ok", which then nods), 0.42 for a question.
+# indirect "can you point where the villain went?" 0.30); the other utterances that read as a
+# request score at most 0.42 ("what can you do with your body?"), those that do not up to 0.54
+# ("ok").
 REQUEST_SCORE_FLOOR = 0.45
 # Longer transcripts are talk, not a request for a motion (and too long for the library).
 REQUEST_MAX_CHARS = 200
