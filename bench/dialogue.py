@@ -25,7 +25,8 @@ Measured per variant:
 - follow-up coherence: the same margin of a follow-up's reply against the previous utterance of
   its conversation (vs the previous utterances of the other follow-ups);
 - words per reply, copies of the utterance;
-- time from the request to the first sentence, p50 (what speech-out waits for);
+- time from the request to the first sentence, p50 (what speech-out waits for), and to the
+  whole reply (what the body motion waits for);
 - on bad input: broken format (no speech or no motion) and system-prompt echo (a run of
   ``ECHO_WORDS`` words of the system prompt in the reply, or its placeholders).
 """
@@ -307,6 +308,7 @@ def _quality(
         "first_sentence_p50_s": statistics.median(
             a.first_sentence_s for a in answers if a.first_sentence_s
         ),
+        "whole_reply_p50_s": statistics.median(a.total_s for a in answers),
         "no_sentence": sum(not a.first_sentence_s for a in answers),
         "bad_input_broken": sum(map(broken, bad)),
         "bad_input_echo": sum(map(echo, bad)),
@@ -339,6 +341,7 @@ def _rows(names: list[str], quality: dict[str, dict]) -> list[tuple[str, str]]:
         ("follow-up coherence margin", "followup_coherence", ".3f"),
         ("words per reply", "words_per_reply", ".1f"),
         ("first sentence p50, s", "first_sentence_p50_s", ".3f"),
+        ("whole reply p50, s (the body motion waits for it)", "whole_reply_p50_s", ".3f"),
     ):
         rows.append((label, " | ".join(cell(name, key, fmt) for name in names)))
     for label, key in (
